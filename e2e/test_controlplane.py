@@ -6,7 +6,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import boto3
 import pytest
@@ -41,9 +41,13 @@ def gone(read: Callable[[], object]) -> bool:
     return False
 
 
+class _Serializer(Protocol):
+    def sanitize_for_serialization(self, obj: object) -> Any: ...
+
+
 def as_dict(api: client.ApiClient, obj: object) -> Any:
     """An API object as the JSON the server sent (camelCase keys, absent fields left out)."""
-    return api.sanitize_for_serialization(obj)
+    return cast(_Serializer, api).sanitize_for_serialization(obj)
 
 
 def unique(prefix: str) -> str:
@@ -52,9 +56,8 @@ def unique(prefix: str) -> str:
 
 @pytest.fixture(scope="module")
 def api(control_plane: Path) -> Iterator[client.ApiClient]:
-    api_client: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=str(control_plane)
-    )
+    new_client = cast(Callable[..., client.ApiClient], config.new_client_from_config)
+    api_client = new_client(config_file=str(control_plane))
     with api_client:
         yield api_client
 
@@ -156,7 +159,10 @@ def test_a_job_gets_its_pod_from_the_job_controller(api: client.ApiClient, names
     assert "nodeName" not in pod["spec"]
 
     def active() -> int | None:
-        return as_dict(api, batch.read_namespaced_job("worker", namespace))["status"].get("active")
+        count: int | None = as_dict(api, batch.read_namespaced_job("worker", namespace))["status"].get(
+            "active"
+        )
+        return count
 
     assert eventually("the job to count its pod", active) == 1
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import ssl
 import urllib.request
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from kubeopt_e2e.procs import LOOPBACK, Process, StartupError, free_port, wait_u
 
 __all__ = ["CONTROLLERS", "ControlPlane", "StartupError"]
 
+_START_ATTEMPTS = 3
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 KUBERNETES_SERVICE_IP = "10.0.0.1"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -111,15 +113,24 @@ class ControlPlane:
             raise RuntimeError("control plane already started")
         for path in (self.work_dir, self.log_dir, self.pki_dir):
             path.mkdir(parents=True, exist_ok=True)
-        try:
-            self._make_pki()
-            self._start_etcd()
-            self._start_apiserver()
-            self._start_controller_manager()
-            self._wait_for_service_account("default", "default")
-        except BaseException:
-            self.stop()
-            raise
+        self._make_pki()
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            try:
+                self._start_etcd()
+                self._start_apiserver()
+                self._start_controller_manager()
+                self._wait_for_service_account("default", "default")
+            except StartupError as exc:
+                self.stop()
+                # A free port can be taken between choosing it and binding it: try new ports.
+                if "address already in use" not in str(exc) or attempt == _START_ATTEMPTS:
+                    raise
+                shutil.rmtree(self.work_dir / "etcd", ignore_errors=True)
+            except BaseException:
+                self.stop()
+                raise
+            else:
+                break
         return self.kubeconfig_path
 
     def stop(self) -> None:
@@ -180,6 +191,7 @@ class ControlPlane:
         )
         self._admin = ca.issue("admin", common_name="admin", organizations=["system:masters"], client=True)
         ca.issue("controller-manager", common_name="system:kube-controller-manager", client=True)
+        ca.issue("front-proxy-client", common_name="front-proxy-client", client=True)
         service_account_keys(self.pki_dir)
 
     def _start_etcd(self) -> None:
@@ -223,6 +235,15 @@ class ControlPlane:
                 f"--tls-cert-file={pki / 'apiserver.crt'}",
                 f"--tls-private-key-file={pki / 'apiserver.key'}",
                 f"--client-ca-file={pki / 'ca.crt'}",
+                # Front proxy (aggregation layer) as kubeadm sets it up; also gives other
+                # components the request-header CA they look for in extension-apiserver-authentication.
+                f"--requestheader-client-ca-file={pki / 'ca.crt'}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+                f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
                 "--authorization-mode=Node,RBAC",
                 "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,PodSecurity,"
                 "DefaultTolerationSeconds,ResourceQuota,LimitRanger",
@@ -230,7 +251,7 @@ class ControlPlane:
                 f"--service-account-key-file={pki / 'sa.pub'}",
                 f"--service-account-signing-key-file={pki / 'sa.key'}",
                 f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
-                "--allow-privileged=false",
+                "--allow-privileged=true",  # as kubeadm; PodSecurity decides per namespace
                 "--profiling=false",
                 "--v=1",
                 *self.extra_apiserver_args,
