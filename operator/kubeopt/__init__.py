@@ -1,0 +1,3 @@
+"""kubeopt: optimize neural networks for inference on Kubernetes."""
+
+__version__ = "0.1.0"

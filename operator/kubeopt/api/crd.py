@@ -1,0 +1,157 @@
+"""Generate the ModelOptimization CustomResourceDefinition from the pydantic models.
+
+Pydantic's JSON schema is turned into a Kubernetes structural schema: ``$ref`` inlined,
+``Optional[X]`` collapsed to ``X``, defaults dropped (the worker owns defaults, so a spec
+means the same with or without admission defaulting), and free-form maps marked with
+``x-kubernetes-preserve-unknown-fields``. Cross-field rules become CEL
+``x-kubernetes-validations`` that mirror ``spec.cross_field_errors``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from kubeopt.api.spec import (
+    GROUP,
+    KIND,
+    OPTION_FIELD_BY_BACKEND,
+    PLURAL,
+    SHORT_NAMES,
+    SINGULAR,
+    VERSION,
+    ModelOptimizationSpec,
+)
+from kubeopt.api.status import ModelOptimizationStatus
+from pydantic.alias_generators import to_camel
+
+_KEEP = {"type", "description", "enum", "pattern", "minimum", "maximum", "exclusiveMinimum",
+         "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems", "format"}
+
+
+def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """Return the structural-schema form of one pydantic JSON-schema node."""
+    if "$ref" in node:
+        target = defs[node["$ref"].split("/")[-1]]
+        merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        return _structural(merged, defs)
+    if "anyOf" in node:
+        options = [o for o in node["anyOf"] if o.get("type") != "null"]
+        rest = {k: v for k, v in node.items() if k not in ("anyOf", "default")}
+        if len(options) == 1:
+            return _structural({**options[0], **rest, "description": rest.get("description",
+                                options[0].get("description", ""))}, defs)
+        # A union of scalars (e.g. bool | int | float | str option values).
+        return {"description": rest.get("description", ""), "x-kubernetes-preserve-unknown-fields": True}
+    out: dict[str, Any] = {k: v for k, v in node.items() if k in _KEEP}
+    if "exclusiveMinimum" in out:
+        out["minimum"], out["exclusiveMinimum"] = out["exclusiveMinimum"], True
+    if "exclusiveMaximum" in out:
+        out["maximum"], out["exclusiveMaximum"] = out["exclusiveMaximum"], True
+    kind = node.get("type")
+    if kind == "object" and "properties" in node:
+        out["properties"] = {name: _structural(prop, defs) for name, prop in node["properties"].items()}
+        if node.get("required"):
+            out["required"] = list(node["required"])
+    elif kind == "object":
+        values = node.get("additionalProperties")
+        if isinstance(values, dict) and values.get("type") in ("string", "integer", "number", "boolean"):
+            out["additionalProperties"] = {"type": values["type"]}
+        else:
+            out["x-kubernetes-preserve-unknown-fields"] = True
+    elif kind == "array":
+        out["items"] = _structural(node["items"], defs)
+    if "enum" in node and "type" not in out:
+        out["type"] = "string"
+    out.setdefault("description", "")
+    if not out["description"]:
+        out["description"] = node.get("title", "")
+    return out
+
+
+def _schema_of(model: type[Any]) -> dict[str, Any]:
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    return _structural(raw, raw.get("$defs", {}))
+
+
+def spec_schema() -> dict[str, Any]:
+    """The structural OpenAPI schema of ``spec``, with CEL rules attached."""
+    schema = _schema_of(ModelOptimizationSpec)
+    schema["x-kubernetes-validations"] = [
+        {
+            "rule": "self.targets.all(t, !has(t.precision) || t.precision != 'int8' || has(self.calibration))",
+            "message": "int8 targets need spec.calibration (uri of calibration data)",
+            "fieldPath": ".calibration",
+        },
+        {
+            "rule": "self.targets.all(t, self.targets.exists_one(u, u.name == t.name))",
+            "message": "spec.targets: target names must be unique",
+            "fieldPath": ".targets",
+        },
+        {
+            "rule": "!has(self.selection) || !has(self.selection.batchSize) || "
+            "(has(self.benchmark) && has(self.benchmark.batchSizes) ? "
+            "self.selection.batchSize in self.benchmark.batchSizes : self.selection.batchSize in [1, 8, 32])",
+            "message": "spec.selection.batchSize must be one of spec.benchmark.batchSizes",
+            "fieldPath": ".selection.batchSize",
+        },
+    ]
+    schema["properties"]["targets"]["items"]["x-kubernetes-validations"] = [
+        {
+            "rule": f"!has(self.{to_camel(field)}) || self.backend == '{backend.value}'",
+            "message": f"options block {to_camel(field)} is only for backend {backend.value}",
+        }
+        for backend, field in OPTION_FIELD_BY_BACKEND.items()
+    ]
+    return schema
+
+
+def build_crd() -> dict[str, Any]:
+    """Return the CustomResourceDefinition as a dict."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{PLURAL}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {"kind": KIND, "plural": PLURAL, "singular": SINGULAR, "shortNames": SHORT_NAMES,
+                      "listKind": f"{KIND}List", "categories": ["kubeopt"]},
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [
+                        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                        {"name": "Best", "type": "string", "jsonPath": ".status.bestTarget"},
+                        {"name": "Speedup", "type": "string", "jsonPath": ".status.bestSpeedup"},
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "ModelOptimization turns a trained model into faster ones: one Job "
+                            "per target converts, calibrates, compiles, validates and benchmarks it.",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string", "description": "API version."},
+                                "kind": {"type": "string", "description": "Kind."},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema(),
+                                "status": _schema_of(ModelOptimizationStatus),
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def render_crd() -> str:
+    """The CRD as the YAML committed under crds/."""
+    header = "# Generated by `kubeopt crd` from kubeopt.api; do not edit by hand.\n"
+    return header + yaml.safe_dump(build_crd(), sort_keys=False, width=100)

@@ -1,0 +1,185 @@
+"""Stores behind one small protocol: put a file, get a file, read bytes, list, delete."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from kubeopt.storage.errors import ObjectNotFound, StorageError
+from kubeopt.storage.uri import StorageURI
+
+
+class Store(Protocol):
+    def put_file(self, source: Path, dest: StorageURI) -> None: ...
+    def put_bytes(self, data: bytes, dest: StorageURI) -> None: ...
+    def get_file(self, source: StorageURI, dest: Path) -> None: ...
+    def get_bytes(self, source: StorageURI) -> bytes: ...
+    def exists(self, uri: StorageURI) -> bool: ...
+    def list(self, prefix: StorageURI) -> Iterator[StorageURI]: ...
+    def delete(self, uri: StorageURI) -> None: ...
+
+
+class LocalStore:
+    """Files on a local or mounted file system; writes go to a temp name, then rename."""
+
+    def put_file(self, source: Path, dest: StorageURI) -> None:
+        target = dest.local_path
+        self._mkdir(target.parent)
+        tmp = target.with_name(f".{target.name}.partial")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+
+    def put_bytes(self, data: bytes, dest: StorageURI) -> None:
+        target = dest.local_path
+        self._mkdir(target.parent)
+        tmp = target.with_name(f".{target.name}.partial")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+
+    def get_file(self, source: StorageURI, dest: Path) -> None:
+        path = source.local_path
+        if path.is_dir():
+            shutil.copytree(path, dest, dirs_exist_ok=True)
+            return
+        if not path.exists():
+            raise ObjectNotFound(f"{source}: no such file")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest)
+
+    def get_bytes(self, source: StorageURI) -> bytes:
+        try:
+            return source.local_path.read_bytes()
+        except FileNotFoundError as error:
+            raise ObjectNotFound(f"{source}: no such file") from error
+
+    def exists(self, uri: StorageURI) -> bool:
+        return uri.local_path.exists()
+
+    def list(self, prefix: StorageURI) -> Iterator[StorageURI]:
+        root = prefix.local_path
+        if not root.exists():
+            return
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and not path.name.endswith(".partial"):
+                yield StorageURI("file", "", str(path))
+
+    def delete(self, uri: StorageURI) -> None:
+        uri.local_path.unlink(missing_ok=True)
+
+    @staticmethod
+    def _mkdir(path: Path) -> None:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StorageError(f"cannot create {path}: {error.strerror}; check output.uri and permissions") from error
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Connection settings; credentials come from the environment (the Job's Secret)."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+
+    @classmethod
+    def from_env(cls) -> S3Settings:
+        return cls(
+            endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None,
+            region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
+        )
+
+
+class S3Store:
+    """An S3 bucket through boto3, with a custom endpoint for MinIO and friends."""
+
+    def __init__(self, settings: S3Settings) -> None:
+        import boto3  # boto3 is light, but only the S3 path needs it
+        from botocore.config import Config
+
+        self._client: Any = boto3.client(
+            "s3", endpoint_url=settings.endpoint_url, region_name=settings.region or "us-east-1",
+            config=Config(retries={"max_attempts": 3, "mode": "standard"}, s3={"addressing_style": "path"}),
+        )
+        self._endpoint = settings.endpoint_url or "AWS"
+
+    def put_file(self, source: Path, dest: StorageURI) -> None:
+        self._call("upload", dest, lambda: self._client.upload_file(str(source), dest.bucket, dest.key))
+
+    def put_bytes(self, data: bytes, dest: StorageURI) -> None:
+        self._call("write", dest, lambda: self._client.put_object(Bucket=dest.bucket, Key=dest.key, Body=data))
+
+    def get_file(self, source: StorageURI, dest: Path) -> None:
+        keys = list(self.list(source))
+        if len(keys) > 1 or (keys and keys[0].key != source.key):
+            for item in keys:  # a prefix: download the tree (SavedModel folders)
+                relative = item.key[len(source.key.rstrip("/")) + 1:]
+                self.get_file(item, dest / relative)
+            return
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        self._call("download", source, lambda: self._client.download_file(source.bucket, source.key, str(dest)))
+
+    def get_bytes(self, source: StorageURI) -> bytes:
+        response = self._call("read", source, lambda: self._client.get_object(Bucket=source.bucket, Key=source.key))
+        return bytes(response["Body"].read())
+
+    def exists(self, uri: StorageURI) -> bool:
+        try:
+            self._client.head_object(Bucket=uri.bucket, Key=uri.key)
+            return True
+        except Exception as error:
+            if _error_code(error) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise self._translate("check", uri, error) from error
+
+    def list(self, prefix: StorageURI) -> Iterator[StorageURI]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=prefix.bucket, Prefix=prefix.key):
+                for item in page.get("Contents", []):
+                    yield StorageURI("s3", prefix.bucket, item["Key"])
+        except Exception as error:
+            raise self._translate("list", prefix, error) from error
+
+    def delete(self, uri: StorageURI) -> None:
+        self._call("delete", uri, lambda: self._client.delete_object(Bucket=uri.bucket, Key=uri.key))
+
+    def _call(self, verb: str, uri: StorageURI, action: Any) -> Any:
+        try:
+            return action()
+        except Exception as error:
+            raise self._translate(verb, uri, error) from error
+
+    def _translate(self, verb: str, uri: StorageURI, error: Exception) -> StorageError:
+        code = _error_code(error)
+        if code in ("404", "NoSuchKey", "NotFound"):
+            return ObjectNotFound(f"{uri}: no such object")
+        if code == "NoSuchBucket":
+            return StorageError(f"cannot {verb} {uri}: bucket {uri.bucket!r} not found at {self._endpoint}; "
+                                "check the bucket name and storage.endpoint")
+        if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"):
+            return StorageError(f"cannot {verb} {uri}: access denied ({code}); check the credentials in "
+                                "storage.secretRef")
+        if type(error).__name__ in ("EndpointConnectionError", "ConnectTimeoutError", "NoCredentialsError"):
+            return StorageError(f"cannot {verb} {uri}: {type(error).__name__} at {self._endpoint}; check "
+                                "storage.endpoint and storage.secretRef", retryable=True)
+        if type(error).__name__ in ("ClientError", "S3UploadFailedError", "BotoCoreError"):
+            return StorageError(f"cannot {verb} {uri}: {code or error}", retryable=True)
+        raise error  # a programming error: let it propagate
+
+
+def _error_code(error: Exception) -> str:
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def store_for(uri: StorageURI, s3: S3Settings | None = None) -> Store:
+    """Return the store that serves ``uri``."""
+    if uri.scheme == "s3":
+        return S3Store(s3 or S3Settings.from_env())
+    return LocalStore()

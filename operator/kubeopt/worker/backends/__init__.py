@@ -1,0 +1,1 @@
+"""Backends behind one protocol, selected by name through the registry."""

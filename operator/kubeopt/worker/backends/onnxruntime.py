@@ -1,0 +1,95 @@
+"""ONNX Runtime backend: fp32, fp16 (cast model) and int8 (Q/DQ from the calibration stage)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from kubeopt.api.spec import BackendName, OnnxRuntimeOptions, Precision
+from kubeopt.worker import calibration
+from kubeopt.worker.backends.base import BuildContext, Built
+from kubeopt.worker.errors import BuildFailed, InvalidSpec, UnsupportedOp
+from kubeopt.worker.frameworks import require
+from kubeopt.worker.runners import ORT_LEVELS, OrtRunner, choose_providers
+from kubeopt.worker.source import Representation
+
+
+def make_session(model: Path, options: OnnxRuntimeOptions, device: str, backend: str = "onnxruntime") -> Any:
+    """Create an InferenceSession; unsupported operators become UnsupportedOp."""
+    ort = require("onnxruntime", backend)
+    session_options = ort.SessionOptions()
+    session_options.graph_optimization_level = getattr(ort.GraphOptimizationLevel,
+                                                       ORT_LEVELS[options.graph_optimization_level])
+    session_options.intra_op_num_threads = options.intra_op_threads
+    session_options.inter_op_num_threads = options.inter_op_threads
+    session_options.log_severity_level = 3
+    try:
+        providers = choose_providers(options.execution_provider, ort.get_available_providers(), device)
+    except ValueError as error:
+        raise InvalidSpec(f"onnxruntime.executionProvider: {error}") from error
+    try:
+        return ort.InferenceSession(str(model), session_options, providers=providers)
+    except Exception as error:
+        text = str(error)
+        if "NOT_IMPLEMENTED" in text or "Could not find an implementation" in text:
+            raise UnsupportedOp(f"onnxruntime cannot run this model: {text.splitlines()[0][:300]}") from error
+        raise BuildFailed(f"onnxruntime session failed: {text.splitlines()[0][:300]}") from error
+
+
+def copy_onnx(source: Path, dest: Path) -> Path:
+    """Copy an ONNX model into one self-contained file (external data, if any, inlined)."""
+    onnx = require("onnx", "onnxruntime")
+    onnx.save(onnx.load(str(source)), str(dest), save_as_external_data=False)
+    return dest
+
+
+def cast_to_fp16(model: Path, dest: Path) -> Path:
+    """Weights and compute in fp16, inputs and outputs kept fp32 so callers need not change."""
+    onnx = require("onnx", "onnxruntime")
+    float16 = require("onnxruntime.transformers.float16", "onnxruntime")
+    converted = float16.convert_float_to_float16(onnx.load(str(model)), keep_io_types=True)
+    onnx.save(converted, str(dest))
+    return dest
+
+
+class OnnxRuntimeBackend:
+    name: ClassVar[BackendName] = BackendName.ONNXRUNTIME
+    consumes: ClassVar[Representation] = Representation.ONNX
+    precisions: ClassVar[frozenset[Precision]] = frozenset({Precision.FP32, Precision.FP16, Precision.INT8})
+
+    def check_available(self, device: str) -> None:
+        require("onnxruntime", self.name.value)
+        require("onnx", self.name.value)
+
+    def build(self, context: BuildContext) -> Built:
+        options = context.target.onnxruntime or OnnxRuntimeOptions()
+        precision = context.target.precision
+        if precision not in self.precisions:
+            raise InvalidSpec(f"target {context.target.name}: onnxruntime supports fp32, fp16 and int8, not "
+                              f"{precision.value}; use torch-compile for bf16")
+        source = context.source.onnx_path()
+        model_path = context.artifact_dir / "model.onnx"
+        provenance = None
+        started = time.perf_counter()
+        if precision is Precision.INT8:
+            assert context.spec.calibration is not None  # the spec validator guarantees it
+            recipe = calibration.OnnxQuantRecipe(
+                per_channel=options.per_channel, activation_uint8=options.activation_type == "uint8",
+                symmetric_activations=options.activation_type == "int8")
+            quantized, provenance = calibration.quantize_onnx(
+                source, context.calibration, context.spec.calibration, recipe, context.workspace / "calibration")
+            copy_onnx(quantized, model_path)
+        elif precision is Precision.FP16:
+            cast_to_fp16(source, model_path)
+        else:
+            copy_onnx(source, model_path)
+        session = make_session(model_path, options, context.device)
+        compile_seconds = time.perf_counter() - started
+        settings = {"graphOptimizationLevel": options.graph_optimization_level,
+                    "intraOpThreads": options.intra_op_threads, "interOpThreads": options.inter_op_threads,
+                    "providers": session.get_providers(), "precision": precision.value}
+        (context.artifact_dir / "session.json").write_text(json.dumps(settings, indent=2))
+        return Built(OrtRunner(session), compile_seconds, calibration=provenance, details=settings,
+                     model_files=("model.onnx", "session.json"))

@@ -1,0 +1,232 @@
+"""TensorRT backend: ONNX parser to a serialized engine, written for TensorRT 10 and 11.
+
+TensorRT 11 removed the precision builder flags and the calibrator API, so the network is
+always *strongly typed*: precision comes from the ONNX file itself. fp16 is an fp16-cast
+ONNX model; int8 is the Q/DQ model from the calibration stage (symmetric S8S8, which is what
+TensorRT's explicit quantization accepts), written by NVIDIA ModelOpt where installed, else
+by ONNX Runtime. One optimization profile (min/opt/max) is derived from the declared input
+shapes and the benchmark's batch sizes. The timing cache is saved with the artifacts and
+reused by the next build of the same target.
+
+This image family cannot install TensorRT from the public registries; without the
+``tensorrt`` module every build raises BackendUnavailable naming the TensorRT image.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from kubeopt.api.spec import BackendName, ModelOptimizationSpec, Precision, TensorRTOptions, TensorSpec
+from kubeopt.worker import calibration
+from kubeopt.worker.backends.base import BuildContext, Built
+from kubeopt.worker.backends.onnxruntime import cast_to_fp16, copy_onnx
+from kubeopt.worker.errors import BuildFailed, InvalidSpec, UnsupportedOp
+from kubeopt.worker.frameworks import require
+from kubeopt.worker.runners import Feeds
+from kubeopt.worker.source import Representation
+
+log = logging.getLogger(__name__)
+ENGINE_FILE = "model.plan"
+TIMING_CACHE_FILE = "timing.cache"
+
+
+@dataclass(frozen=True)
+class ProfileShapes:
+    minimum: tuple[int, ...]
+    optimum: tuple[int, ...]
+    maximum: tuple[int, ...]
+
+
+def optimization_profile(inputs: list[TensorSpec], batch_sizes: list[int], options: TensorRTOptions,
+                         example: dict[str, np.ndarray]) -> dict[str, ProfileShapes]:
+    """min/opt/max shapes per input: batch from 1 to the largest benchmark batch (or the options);
+    other dynamic dimensions are fixed to the example data's size.
+
+    Raises InvalidSpec when optBatchSize is larger than maxBatchSize.
+    """
+    largest = max(batch_sizes)
+    maximum = options.max_batch_size or largest
+    optimum = options.opt_batch_size or min(largest, maximum)
+    if optimum > maximum:
+        raise InvalidSpec(f"tensorrt.optBatchSize {optimum} is larger than tensorrt.maxBatchSize {maximum}")
+    profiles: dict[str, ProfileShapes] = {}
+    for spec in inputs:
+        rest = tuple(d if d != -1 else int(example[spec.name].shape[i + 1]) for i, d in enumerate(spec.shape[1:]))
+        if spec.shape[0] != -1:  # a fixed batch dimension cannot be profiled
+            fixed = (spec.shape[0], *rest)
+            profiles[spec.name] = ProfileShapes(fixed, fixed, fixed)
+            continue
+        profiles[spec.name] = ProfileShapes((1, *rest), (optimum, *rest), (maximum, *rest))
+    return profiles
+
+
+def builder_settings(options: TensorRTOptions, precision: Precision) -> dict[str, Any]:
+    """The engine's build configuration as the report records it."""
+    return {
+        "networkFlags": ["STRONGLY_TYPED"],
+        "precisionSource": {Precision.FP32: "fp32 ONNX", Precision.FP16: "fp16-cast ONNX",
+                            Precision.INT8: "Q/DQ ONNX (explicit quantization)"}[precision],
+        "workspaceBytes": options.workspace_bytes,
+        "builderOptimizationLevel": options.builder_optimization_level,
+        "timingCache": options.timing_cache,
+    }
+
+
+def choose_quantizer(options: TensorRTOptions, modelopt_installed: bool) -> str:
+    """modelopt or onnxruntime; raises InvalidSpec when modelopt is asked for but missing."""
+    if options.quantizer == "modelopt" and not modelopt_installed:
+        raise InvalidSpec("tensorrt.quantizer: modelopt is not installed in this image; use auto or onnxruntime")
+    if options.quantizer == "auto":
+        return "modelopt" if modelopt_installed else "onnxruntime"
+    return options.quantizer
+
+
+class TensorRTBackend:
+    name: ClassVar[BackendName] = BackendName.TENSORRT
+    consumes: ClassVar[Representation] = Representation.ONNX
+    precisions: ClassVar[frozenset[Precision]] = frozenset({Precision.FP32, Precision.FP16, Precision.INT8})
+
+    def check_available(self, device: str) -> None:
+        require("tensorrt", self.name.value)
+        if not device.startswith("cuda"):
+            raise InvalidSpec("tensorrt targets need a GPU: set resources.gpu >= 1")
+
+    def build(self, context: BuildContext) -> Built:
+        trt = require("tensorrt", self.name.value)
+        options = context.target.tensorrt or TensorRTOptions()
+        precision = context.target.precision
+        if precision not in self.precisions:
+            raise InvalidSpec(f"tensorrt: precision {precision.value} is not supported; use fp32, fp16 or int8")
+        onnx_model, provenance = self._typed_onnx(context, options, precision)
+        profile = optimization_profile(context.spec.model.inputs, context.spec.benchmark.batch_sizes, options,
+                                       context.source.example)
+        started = time.perf_counter()
+        engine_bytes, cache_hit = self._build_engine(trt, onnx_model, options, profile, context)
+        compile_seconds = time.perf_counter() - started
+        (context.artifact_dir / ENGINE_FILE).write_bytes(engine_bytes)
+        settings = {**builder_settings(options, precision), "tensorrt": trt.__version__,
+                    "profile": {k: vars(v) for k, v in profile.items()}}
+        (context.artifact_dir / "build.json").write_text(json.dumps(settings, indent=2, default=list))
+        runner = TensorRTRunner(trt, engine_bytes, context.spec)
+        return Built(runner, compile_seconds, cache_hit=cache_hit, calibration=provenance, details=settings,
+                     model_files=(ENGINE_FILE, "model.onnx", "build.json", TIMING_CACHE_FILE))
+
+    def _typed_onnx(self, context: BuildContext, options: TensorRTOptions,
+                    precision: Precision) -> tuple[Path, dict[str, Any] | None]:
+        source = context.source.onnx_path()
+        dest = context.artifact_dir / "model.onnx"
+        if precision is Precision.FP16:
+            return cast_to_fp16(source, dest), None
+        if precision is not Precision.INT8:
+            return copy_onnx(source, dest), None
+        assert context.spec.calibration is not None
+        quantizer = choose_quantizer(options, _installed("modelopt.onnx.quantization"))
+        if quantizer == "modelopt":
+            return self._modelopt_qdq(source, context, dest)
+        recipe = calibration.OnnxQuantRecipe(per_channel=True, activation_uint8=False, symmetric_activations=True)
+        qdq, provenance = calibration.quantize_onnx(source, context.calibration, context.spec.calibration, recipe,
+                                                    context.workspace / "calibration")
+        return copy_onnx(qdq, dest), provenance
+
+    def _modelopt_qdq(self, source: Path, context: BuildContext, dest: Path) -> tuple[Path, dict[str, Any]]:
+        modelopt = require("modelopt.onnx.quantization", self.name.value)
+        settings = context.spec.calibration
+        assert settings is not None and context.calibration is not None
+        data = context.calibration.take(settings.samples)
+        method = "max" if settings.method.value == "minmax" else "entropy"
+        modelopt.quantize(str(source), quantize_mode="int8", calibration_data=data.inputs,
+                          calibration_method=method, output_path=str(dest))
+        return dest, calibration.provenance(data, settings, len(data), "modelopt.onnx.quantization",
+                                            quantizedNodes=calibration.count_qdq_nodes(dest))
+
+    def _build_engine(self, trt: Any, onnx_model: Path, options: TensorRTOptions,
+                      profile: dict[str, ProfileShapes], context: BuildContext) -> tuple[bytes, bool]:
+        logger = trt.Logger(trt.Logger.WARNING)
+        builder = trt.Builder(logger)
+        network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+        parser = trt.OnnxParser(network, logger)
+        if not parser.parse_from_file(str(onnx_model)):
+            errors = [parser.get_error(i) for i in range(parser.num_errors)]
+            text = "; ".join(str(e.desc()) for e in errors)[:400]
+            if any("UNSUPPORTED" in str(e.code()) for e in errors):
+                raise UnsupportedOp(f"tensorrt ONNX parser: {text}")
+            raise BuildFailed(f"tensorrt ONNX parser: {text}")
+        config = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_bytes)
+        config.builder_optimization_level = options.builder_optimization_level
+        trt_profile = builder.create_optimization_profile()
+        for name, shapes in profile.items():
+            trt_profile.set_shape(name, shapes.minimum, shapes.optimum, shapes.maximum)
+        config.add_optimization_profile(trt_profile)
+        previous = b""
+        if options.timing_cache and context.previous_artifact is not None:
+            cached = context.previous_artifact / TIMING_CACHE_FILE
+            previous = cached.read_bytes() if cached.exists() else b""
+        cache = config.create_timing_cache(previous)
+        config.set_timing_cache(cache, ignore_mismatch=False)
+        serialized = builder.build_serialized_network(network, config)
+        if serialized is None:
+            raise BuildFailed("tensorrt: build_serialized_network returned nothing; see the builder log above")
+        if options.timing_cache:
+            (context.artifact_dir / TIMING_CACHE_FILE).write_bytes(bytes(config.get_timing_cache().serialize()))
+        return bytes(serialized), bool(previous)
+
+
+def _installed(module: str) -> bool:
+    try:
+        require(module, "tensorrt")
+    except Exception:
+        return False
+    return True
+
+
+class TensorRTRunner:
+    """Runs a deserialized engine with torch tensors as device buffers (enqueueV3)."""
+
+    on_cuda = True
+
+    def __init__(self, trt: Any, engine_bytes: bytes, spec: ModelOptimizationSpec) -> None:
+        self.torch = require("torch", "tensorrt")
+        self.trt = trt
+        self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(engine_bytes)
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        self.outputs = [n for n in names if n not in self.inputs]
+        self.stream = self.torch.cuda.Stream()
+
+    def _bind(self, feeds: Feeds) -> list[Any]:
+        torch = self.torch
+        for name in self.inputs:
+            tensor = torch.from_numpy(feeds[name]).cuda().contiguous()
+            self.context.set_input_shape(name, tuple(tensor.shape))
+            self.context.set_tensor_address(name, tensor.data_ptr())
+            setattr(self, f"_keep_{name}", tensor)  # keep the buffer alive while bound
+        outputs = []
+        for name in self.outputs:
+            dtype = torch.from_numpy(np.zeros(0, dtype=self.trt.nptype(self.engine.get_tensor_dtype(name)))).dtype
+            tensor = torch.empty(tuple(self.context.get_tensor_shape(name)), dtype=dtype, device="cuda")
+            self.context.set_tensor_address(name, tensor.data_ptr())
+            outputs.append(tensor)
+        return outputs
+
+    def run(self, feeds: Feeds) -> list[np.ndarray]:
+        outputs = self._bind(feeds)
+        self.context.execute_async_v3(self.stream.cuda_stream)
+        self.stream.synchronize()
+        return [t.float().cpu().numpy() for t in outputs]
+
+    def prepare(self, feeds: Feeds) -> Any:
+        self._bind(feeds)
+        context, handle = self.context, self.stream.cuda_stream
+        return lambda: context.execute_async_v3(handle)
+
+    def synchronize(self) -> None:
+        self.stream.synchronize()

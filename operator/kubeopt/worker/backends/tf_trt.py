@@ -1,0 +1,137 @@
+"""TF-TRT backend: TrtGraphConverterV2 with the lecture's TF1-style parameters mapped honestly.
+
+TensorFlow dropped TF-TRT from its pip builds at 2.18, so this backend needs an image with
+TensorFlow <= 2.17 built against TensorRT. The TF1 parameters map onto TF2 like this:
+
+* ``minimum_segment_size`` and ``max_workspace_size_bytes`` and ``maximum_cached_engines``
+  go into ``TrtConversionParams`` unchanged; ``precision_mode`` is the target's precision.
+* ``is_dynamic_op`` does not exist in TF2 (every engine is built lazily by default).
+  ``true`` keeps that: engines are built at run time for the shapes seen, with dynamic
+  shape profiles. ``false`` means static engines built ahead of time: ``converter.build()``
+  over the benchmark batch sizes up to ``max_batch_size``, and
+  ``allow_build_at_runtime=False`` so no engine is ever built in serving.
+* ``max_batch_size`` no longer exists either; it bounds the shapes engines are built for.
+* INT8 calibrates with ``calibration_input_fn`` over the spec's calibration data.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+
+from kubeopt.api.spec import BackendName, Precision, TfTrtOptions
+from kubeopt.worker.backends.base import BuildContext, Built
+from kubeopt.worker.errors import BackendUnavailable, BuildFailed, InvalidSpec
+from kubeopt.worker.frameworks import IMAGES, require
+from kubeopt.worker.runners import Feeds
+from kubeopt.worker.source import Representation
+
+LAST_TF_WITH_TRT = (2, 17)
+
+
+def conversion_params(options: TfTrtOptions, precision: Precision) -> dict[str, Any]:
+    """Keyword arguments of TrtConversionParams for the options and precision."""
+    if precision is Precision.BF16:
+        raise InvalidSpec("tf-trt: precision bf16 is not supported; use fp32, fp16 or int8")
+    return {
+        "precision_mode": precision.value.upper(),
+        "minimum_segment_size": options.minimum_segment_size,
+        "max_workspace_size_bytes": options.max_workspace_size_bytes,
+        "maximum_cached_engines": options.maximum_cached_engines,
+        "use_calibration": precision is Precision.INT8,
+        "allow_build_at_runtime": options.is_dynamic_op,
+    }
+
+
+def converter_kwargs(options: TfTrtOptions) -> dict[str, Any]:
+    """TrtGraphConverterV2 arguments besides the conversion params."""
+    return {"use_dynamic_shape": options.is_dynamic_op,
+            "dynamic_shape_profile_strategy": "Range" if options.is_dynamic_op else None}
+
+
+def build_batch_sizes(options: TfTrtOptions, benchmark_batches: list[int]) -> list[int]:
+    """Batch sizes engines are built for ahead of time: the benchmark's, capped at max_batch_size."""
+    sizes = sorted({min(b, options.max_batch_size) for b in benchmark_batches})
+    return sizes or [options.max_batch_size]
+
+
+def check_tensorflow_version(version: str) -> None:
+    major, minor = (int(part) for part in version.split(".")[:2])
+    if (major, minor) > LAST_TF_WITH_TRT:
+        raise BackendUnavailable("tf-trt", f"TF-TRT (TensorFlow {version} has none; 2.17 is the last with it)",
+                                 IMAGES["tensorflow"])
+
+
+def batches_fn(feeds_list: list[Feeds], tf: Any) -> Callable[[], Iterator[tuple[Any, ...]]]:
+    def generate() -> Iterator[tuple[Any, ...]]:
+        for feeds in feeds_list:
+            yield tuple(tf.constant(v) for v in feeds.values())
+    return generate
+
+
+class TfTrtBackend:
+    name: ClassVar[BackendName] = BackendName.TF_TRT
+    consumes: ClassVar[Representation] = Representation.TENSORFLOW
+    precisions: ClassVar[frozenset[Precision]] = frozenset({Precision.FP32, Precision.FP16, Precision.INT8})
+
+    def check_available(self, device: str) -> None:
+        tf = require("tensorflow", self.name.value)
+        check_tensorflow_version(tf.__version__)
+        require("tensorflow.python.compiler.tensorrt.trt_convert", self.name.value)
+
+    def build(self, context: BuildContext) -> Built:
+        tf = require("tensorflow", self.name.value)
+        check_tensorflow_version(tf.__version__)
+        trt_convert = require("tensorflow.python.compiler.tensorrt.trt_convert", self.name.value)
+        options = context.target.tf_trt or TfTrtOptions()
+        params = trt_convert.TrtConversionParams(**conversion_params(options, context.target.precision))
+        started = time.perf_counter()
+        converter = trt_convert.TrtGraphConverterV2(
+            input_saved_model_dir=str(context.source.saved_model_path()), conversion_params=params,
+            **{k: v for k, v in converter_kwargs(options).items() if v is not None})
+        try:
+            if context.target.precision is Precision.INT8:
+                assert context.calibration is not None and context.spec.calibration is not None
+                samples = list(context.calibration.take(context.spec.calibration.samples)
+                               .batches(context.spec.calibration.batch_size))
+                converter.convert(calibration_input_fn=batches_fn(samples, tf))
+            else:
+                converter.convert()
+            if not options.is_dynamic_op:
+                shapes = [context.calibration.batch_of(b) if context.calibration else
+                          {k: np.repeat(v[:1], b, axis=0) for k, v in context.source.example.items()}
+                          for b in build_batch_sizes(options, context.spec.benchmark.batch_sizes)]
+                converter.build(input_fn=batches_fn(shapes, tf))
+            converter.save(str(context.artifact_dir / "saved_model"))
+        except Exception as error:
+            raise BuildFailed(f"tf-trt conversion failed: {str(error).splitlines()[0][:300]}") from error
+        compile_seconds = time.perf_counter() - started
+        loaded = tf.saved_model.load(str(context.artifact_dir / "saved_model"))
+        runner = TfRunner(tf, loaded.signatures["serving_default"])
+        details = {**conversion_params(options, context.target.precision), **converter_kwargs(options),
+                   "tensorflow": tf.__version__}
+        return Built(runner, compile_seconds, details=details, model_files=("saved_model",))
+
+
+class TfRunner:
+    """A TensorFlow concrete function; TF places it on the GPU when one is visible."""
+
+    def __init__(self, tf: Any, function: Any) -> None:
+        self.tf = tf
+        self.function = function
+        self.on_cuda = bool(tf.config.list_physical_devices("GPU"))
+
+    def run(self, feeds: Feeds) -> list[np.ndarray]:
+        outputs = self.function(**{k: self.tf.constant(v) for k, v in feeds.items()})
+        return [np.asarray(outputs[k], dtype=np.float32) for k in sorted(outputs)]
+
+    def prepare(self, feeds: Feeds) -> Callable[[], object]:
+        tensors = {k: self.tf.constant(v) for k, v in feeds.items()}
+        function = self.function
+        return lambda: function(**tensors)
+
+    def synchronize(self) -> None:
+        """Concrete functions return materialized tensors; nothing to wait for."""

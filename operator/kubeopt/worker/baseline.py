@@ -1,0 +1,34 @@
+"""The framework baseline: the source model run eagerly in FP32 by its own framework.
+
+torch formats run in torch eager; ONNX runs in ONNX Runtime with basic graph optimizations;
+TensorFlow runs its SavedModel signature. It is measured in the same process and on the same
+device as the target, so every speedup is a ratio measured side by side.
+"""
+
+from __future__ import annotations
+
+from kubeopt.api.spec import OnnxRuntimeOptions
+from kubeopt.worker.backends.onnxruntime import make_session
+from kubeopt.worker.frameworks import require
+from kubeopt.worker.runners import OrtRunner, Runner, TorchRunner
+from kubeopt.worker.source import Representation, SourceModel
+
+DESCRIPTIONS = {
+    Representation.TORCH: "torch eager fp32",
+    Representation.ONNX: "onnxruntime fp32 (basic graph optimizations)",
+    Representation.TENSORFLOW: "tensorflow eager fp32",
+}
+
+
+def baseline_runner(source: SourceModel) -> Runner:
+    """Return a runner for the source model as its framework runs it, in fp32."""
+    names = [spec.name for spec in source.spec.inputs]
+    if source.family is Representation.TORCH:
+        return TorchRunner(source.torch_module(), names, source.device)
+    if source.family is Representation.ONNX:
+        options = OnnxRuntimeOptions(graph_optimization_level="basic")
+        return OrtRunner(make_session(source.onnx_path(), options, source.device))
+    from kubeopt.worker.backends.tf_trt import TfRunner
+
+    tf = require("tensorflow", "tf-trt")
+    return TfRunner(tf, tf.saved_model.load(str(source.path)).signatures["serving_default"])
