@@ -64,9 +64,8 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         out["items"] = _structural(node["items"], defs)
     if "enum" in node and "type" not in out:
         out["type"] = "string"
-    out.setdefault("description", "")
-    if not out["description"]:
-        out["description"] = node.get("title", "")
+    if not out.get("description"):
+        out.pop("description", None)  # array items: the array's own description covers them
     return out
 
 
