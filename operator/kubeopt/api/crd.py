@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from pydantic.alias_generators import to_camel
 
 from kubeopt.api.spec import (
     GROUP,
@@ -24,7 +25,6 @@ from kubeopt.api.spec import (
     ModelOptimizationSpec,
 )
 from kubeopt.api.status import ModelOptimizationStatus
-from pydantic.alias_generators import to_camel
 
 _KEEP = {"type", "description", "enum", "pattern", "minimum", "maximum", "exclusiveMinimum",
          "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems", "format"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,10 +46,10 @@ def entries_for(root: Path) -> list[FileEntry]:
     return [FileEntry(p.relative_to(root).as_posix(), sha256_file(p), p.stat().st_size) for p in files]
 
 
-def render_manifest(entries: list[FileEntry], metadata: dict[str, object]) -> bytes:
+def render_manifest(entries: list[FileEntry], metadata: Mapping[str, object]) -> bytes:
     body = {
         "version": MANIFEST_VERSION,
-        "metadata": metadata,
+        "metadata": dict(metadata),
         "files": [{"path": e.path, "sha256": e.sha256, "size": e.size} for e in entries],
     }
     return json.dumps(body, indent=2, sort_keys=True).encode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ class Published:
     files: int
 
 
-def publish_folder(store: Store, source: Path, dest: StorageURI, metadata: dict[str, object]) -> Published:
+def publish_folder(store: Store, source: Path, dest: StorageURI, metadata: Mapping[str, object]) -> Published:
     """Upload every file under ``source`` to ``dest``, then its manifest.
 
     A stale manifest at ``dest`` is deleted before the first upload, so that a reader never

@@ -153,4 +153,4 @@ def random_dataset(inputs: list[TensorSpec], samples: int, seed: int = 0) -> Dat
             arrays[spec.name] = np.ones((samples, *dims), dtype=dtype)
         else:
             arrays[spec.name] = rng.standard_normal((samples, *dims)).astype(dtype)
-    return Dataset(arrays, None, "random-seed-%d" % seed, "random")
+    return Dataset(arrays, None, f"random-seed-{seed}", "random")

@@ -21,7 +21,7 @@ from kubeopt.api.reasons import Reason
 from kubeopt.api.spec import ModelOptimization, ModelOptimizationSpec, Precision, Target, to_wire
 from kubeopt.storage.errors import ObjectNotFound, StorageError
 from kubeopt.storage.manifest import MANIFEST_NAME, verify
-from kubeopt.storage.publish import Published, publish_folder
+from kubeopt.storage.publish import publish_folder
 from kubeopt.storage.store import Store, store_for
 from kubeopt.storage.uri import StorageURI, parse_uri
 from kubeopt.worker import benchmark, report, validate

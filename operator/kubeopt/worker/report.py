@@ -74,7 +74,7 @@ def render_json(report: dict[str, Any]) -> str:
 
 def _fmt(value: Any, digits: int = 1) -> str:
     if value is None:
-        return "–"
+        return "-"
     if isinstance(value, float):
         return f"{value:,.{digits}f}"
     return html.escape(str(value))
@@ -189,9 +189,9 @@ def render_html(report: dict[str, Any]) -> str:
                 html.escape(t["name"]), t["backend"], t["precision"], t["status"] + (
                     "" if t["reason"] == "Succeeded" else f" ({html.escape(t['reason'])})"),
                 _fmt(at.get("throughput")), _fmt(at.get("p50Ms"), 3), _fmt(at.get("p99Ms"), 3),
-                _fmt(t["speedup"], 2) + ("×" if t["speedup"] else ""), _fmt(acc.get("relative_error"), 5),
+                _fmt(t["speedup"], 2) + ("x" if t["speedup"] else ""), _fmt(acc.get("relative_error"), 5),
                 _fmt(acc.get("top1_agreement"), 4), _fmt(acc.get("accuracy"), 4), _fmt(t["compileSeconds"], 1),
-                html.escape(t["artifact"]["uri"]) if t["artifact"] else "–")) + "</tr>")
+                html.escape(t["artifact"]["uri"]) if t["artifact"] else "-")) + "</tr>")
         if t["message"]:
             rows.append(f'<tr><td></td><td colspan="12" class="msg">{html.escape(t["message"])}</td></tr>')
     calibration = [t for t in report["targets"] if t["calibration"]]

@@ -23,7 +23,7 @@ def render_table(results: list[TargetResult], best: str | None) -> str:
         status = "ok" if result.succeeded else result.reason.value
         name = t.name + (" *" if t.name == best else "")
         artifact = str(result.published.uri) if result.published else "-"
-        batches = sorted(result.timings) or [None]
+        batches: list[int | None] = [*sorted(result.timings)] or [None]
         for index, batch in enumerate(batches):
             timing = result.timings.get(batch) if batch is not None else None
             base = result.baseline_timings.get(batch) if batch is not None else None

@@ -1,0 +1,49 @@
+# kubeopt: one command surface. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(BIN):/usr/local/go/bin:$(PATH)
+
+.PHONY: help venv demo test test-unit test-e2e lint crd e2e-tools clean
+
+help: ## list the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[operator,onnxruntime,torch,demo,dev]'
+	touch $(STAMP)
+
+venv: $(STAMP) ## create .venv and install kubeopt with every CPU backend and the dev tools
+
+demo: venv ## train the digits CNN, optimize it on this CPU (onnxruntime + torch-compile, fp32 + int8), print the table
+	$(BIN)/python examples/digits/make_digits.py
+	mkdir -p out
+	$(BIN)/kubeopt run examples/digits/optimization.yaml --termination-log out/digits-termination.json
+	@echo "HTML report: out/digits/_report/report.html"
+
+e2e-tools: ## build etcd, kube-apiserver, kube-controller-manager, MinIO and Helm from the Go module proxy (cached)
+	bash e2e/build.sh
+
+lint: venv ## ruff, mypy and the import layering contracts
+	$(BIN)/ruff check operator tests e2e examples bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test-unit: venv ## unit and integration tests (real tiny models, no cluster)
+	$(BIN)/python -m pytest tests -q
+
+test-e2e: venv e2e-tools ## the whole system on a real control plane and S3 server
+	KUBEOPT_E2E_BIN_DIR=$$(bash e2e/build.sh | tail -1) $(BIN)/python -m pytest e2e -q
+
+test: lint test-unit test-e2e ## everything CI runs
+
+crd: venv ## regenerate crds/ and the chart's copy from the API models
+	$(BIN)/kubeopt crd --output-dir crds
+	if [ -d charts/kubeopt/crds ]; then cp crds/*.yaml charts/kubeopt/crds/; fi
+
+clean: ## remove the demo's outputs
+	rm -rf out examples/digits/model
