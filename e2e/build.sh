@@ -98,6 +98,18 @@ build_into() {
   log "minio built in $((SECONDS - start))s"
 }
 
+# Keep the newest KUBEOPT_E2E_KEEP (default 3) builds, each about 400 MB; drop stale temp dirs.
+prune() {
+  local root="$1" current="$2" keep="${KUBEOPT_E2E_KEEP:-3}" old
+  find "$root" -mindepth 1 -maxdepth 1 -type d -name '.tmp-*' -mmin +720 -exec rm -rf {} + || true
+  ls -1dt "$root"/*/ 2>/dev/null | tail -n +"$((keep + 1))" | while read -r old; do
+    old="${old%/}"
+    [ "$old" = "$current" ] && continue
+    log "removing old build $old"
+    rm -rf "$old"
+  done
+}
+
 main() {
   local root="${KUBEOPT_E2E_BIN:-$HOME/.cache/kubeopt-e2e/bin}"
   mkdir -p "$root"
@@ -107,6 +119,7 @@ main() {
 
   if have_all "$dir"; then
     log "reusing $dir"
+    touch "$dir"
     printf '%s\n' "$dir"
     return 0
   fi
@@ -132,6 +145,7 @@ main() {
   mv "$tmp" "$dir"
   trap - EXIT
   log "all built in $((SECONDS - start))s into $dir"
+  prune "$root" "$dir"
   printf '%s\n' "$dir"
 }
 

@@ -268,3 +268,15 @@ def test_an_s3_bucket_holds_an_object_put_into_it(s3_server: S3Server) -> None:
 def test_helm_version_prints_v3_22_0(helm_offline: Helm) -> None:
     assert helm_offline("version", "--short").stdout.strip().startswith("v3.22.0")
     assert 'Version:"v3.22.0"' in helm_offline("version").stdout
+
+
+def test_helm_installs_a_chart_into_the_cluster(
+    helm: Helm, kubectl: Kubectl, namespace: str, tmp_path: Path
+) -> None:
+    helm("create", str(tmp_path / "demo"))
+    helm("install", "demo", str(tmp_path / "demo"), "--namespace", namespace)
+    assert "STATUS: deployed" in helm("status", "demo", "--namespace", namespace).stdout
+    deployment = kubectl.json("get", "deployment", "demo", "--namespace", namespace)
+    assert deployment["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    helm("uninstall", "demo", "--namespace", namespace)
+    assert kubectl("get", "deployment", "--namespace", namespace, "-o", "name").stdout.strip() == ""
