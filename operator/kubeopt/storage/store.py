@@ -23,6 +23,10 @@ class Store(Protocol):
     def delete(self, uri: StorageURI) -> None: ...
 
 
+def _local_error(verb: str, path: Path, error: OSError) -> StorageError:
+    return StorageError(f"cannot {verb} {path}: {error.strerror or error}; check output.uri and permissions")
+
+
 class LocalStore:
     """Files on a local or mounted file system; writes go to a temp name, then rename."""
 
@@ -30,15 +34,21 @@ class LocalStore:
         target = dest.local_path
         self._mkdir(target.parent)
         tmp = target.with_name(f".{target.name}.partial")
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+        try:
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+        except OSError as error:
+            raise _local_error("write", target, error) from error
 
     def put_bytes(self, data: bytes, dest: StorageURI) -> None:
         target = dest.local_path
         self._mkdir(target.parent)
         tmp = target.with_name(f".{target.name}.partial")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+        except OSError as error:
+            raise _local_error("write", target, error) from error
 
     def get_file(self, source: StorageURI, dest: Path) -> None:
         path = source.local_path
@@ -53,8 +63,10 @@ class LocalStore:
     def get_bytes(self, source: StorageURI) -> bytes:
         try:
             return source.local_path.read_bytes()
-        except FileNotFoundError as error:
+        except (FileNotFoundError, NotADirectoryError) as error:
             raise ObjectNotFound(f"{source}: no such file") from error
+        except OSError as error:
+            raise _local_error("read", source.local_path, error) from error
 
     def exists(self, uri: StorageURI) -> bool:
         return uri.local_path.exists()
@@ -68,14 +80,19 @@ class LocalStore:
                 yield StorageURI("file", "", str(path))
 
     def delete(self, uri: StorageURI) -> None:
-        uri.local_path.unlink(missing_ok=True)
+        try:
+            uri.local_path.unlink(missing_ok=True)
+        except NotADirectoryError:
+            return  # a parent is a file: nothing to delete; the write that follows reports it
+        except OSError as error:
+            raise _local_error("delete", uri.local_path, error) from error
 
     @staticmethod
     def _mkdir(path: Path) -> None:
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise StorageError(f"cannot create {path}: {error.strerror}; check output.uri and permissions") from error
+            raise _local_error("create", path, error) from error
 
 
 @dataclass(frozen=True)
@@ -100,7 +117,9 @@ class S3Store:
         import boto3  # boto3 is light, but only the S3 path needs it
         from botocore.config import Config
 
-        self._client: Any = boto3.client(
+        # A fresh session reads the credentials from the environment now; boto3's default
+        # session would keep whatever it resolved first.
+        self._client: Any = boto3.session.Session().client(
             "s3", endpoint_url=settings.endpoint_url, region_name=settings.region or "us-east-1",
             config=Config(retries={"max_attempts": 3, "mode": "standard"}, s3={"addressing_style": "path"}),
         )

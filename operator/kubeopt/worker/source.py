@@ -88,7 +88,7 @@ class SourceModel:
         try:
             with torch.inference_mode():
                 module(*tensors)
-        except (RuntimeError, TypeError, ValueError, IndexError) as error:
+        except (RuntimeError, TypeError, ValueError, IndexError, AssertionError) as error:  # guards assert
             shapes = {s.name: s.shape for s in self.spec.inputs}
             first = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
             raise InputShapeMismatch(f"model.inputs: the model rejects inputs shaped {shapes}: {first}") from error

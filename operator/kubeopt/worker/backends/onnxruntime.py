@@ -16,6 +16,9 @@ from kubeopt.worker.runners import ORT_LEVELS, OrtRunner, choose_providers
 from kubeopt.worker.source import Representation
 
 
+UNSUPPORTED_SIGNS = ("NOT_IMPLEMENTED", "Could not find an implementation", "is not a registered function/op")
+
+
 def make_session(model: Path, options: OnnxRuntimeOptions, device: str, backend: str = "onnxruntime") -> Any:
     """Create an InferenceSession; unsupported operators become UnsupportedOp."""
     ort = require("onnxruntime", backend)
@@ -33,7 +36,7 @@ def make_session(model: Path, options: OnnxRuntimeOptions, device: str, backend:
         return ort.InferenceSession(str(model), session_options, providers=providers)
     except Exception as error:
         text = str(error)
-        if "NOT_IMPLEMENTED" in text or "Could not find an implementation" in text:
+        if any(sign in text for sign in UNSUPPORTED_SIGNS):
             raise UnsupportedOp(f"onnxruntime cannot run this model: {text.splitlines()[0][:300]}") from error
         raise BuildFailed(f"onnxruntime session failed: {text.splitlines()[0][:300]}") from error
 

@@ -1,0 +1,118 @@
+"""The whole local pipeline on the digits CNN: real calibration, real accuracy, real artifacts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import onnx
+import pytest
+
+from kubeopt.api.summary import MAX_BYTES
+from kubeopt.storage.manifest import verify
+from kubeopt.storage.store import LocalStore
+from kubeopt.storage.uri import parse_uri
+from tests.conftest import digits_resource, run_kubeopt
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run(digits: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("run")
+    resource = digits_resource(
+        digits["pt2"], "torch-export", tmp / "out",
+        [{"name": "ort-fp32", "backend": "onnxruntime"},
+         {"name": "ort-int8", "backend": "onnxruntime", "precision": "int8"},
+         {"name": "compile-int8", "backend": "torch-compile", "precision": "int8"}],
+        calibration={"uri": str(digits["calibration"]), "samples": 256, "batchSize": 32, "method": "minmax"},
+        validation={"uri": str(digits["validation"]), "budget": {"maxTop1Drop": 0.02, "maxRelativeError": 0.1}},
+    )
+    code, output, message = run_kubeopt(tmp, resource)
+    return {"code": code, "output": output, "message": message, "out": tmp / "out", "tmp": tmp}
+
+
+def test_local_run_succeeds_and_prints_the_table(run: dict[str, Any]) -> None:
+    assert run["code"] == 0, run["output"]
+    for heading in ("samples/s", "p50 ms", "p99 ms", "speedup", "top1 agree"):
+        assert heading in run["output"]
+
+
+def test_int8_onnx_artifact_really_holds_quantize_nodes(run: dict[str, Any]) -> None:
+    model = onnx.load(str(run["out"] / "ort-int8" / "model.onnx"))
+    ops = {node.op_type for node in model.graph.node}
+
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+
+
+def test_fp32_onnx_artifact_has_no_quantize_nodes(run: dict[str, Any]) -> None:
+    model = onnx.load(str(run["out"] / "ort-fp32" / "model.onnx"))
+
+    assert "QuantizeLinear" not in {node.op_type for node in model.graph.node}
+
+
+def test_int8_torch_target_was_calibrated_with_pt2e(run: dict[str, Any]) -> None:
+    provenance = json.loads((run["out"] / "compile-int8" / "calibration.json").read_text())
+
+    assert provenance["quantizeOps"] > 0
+    assert provenance["observer"] == "MinMaxObserver"
+    assert provenance["samples"] == 256
+
+
+def test_int8_accuracy_on_digits_stays_within_the_budget(run: dict[str, Any]) -> None:
+    targets = {t["name"]: t for t in run["message"]["targets"]}
+
+    for name in ("ort-int8", "compile-int8"):
+        assert targets[name]["within_budget"] is True
+        assert targets[name]["baseline_accuracy"] - targets[name]["accuracy"] <= 0.02
+        assert targets[name]["accuracy"] > 0.9
+
+
+def test_calibration_provenance_records_data_digest_samples_and_method(run: dict[str, Any]) -> None:
+    provenance = json.loads((run["out"] / "ort-int8" / "calibration.json").read_text())
+
+    assert len(provenance["dataSha256"]) == 64
+    assert provenance["samples"] == 256
+    assert provenance["method"] == "minmax"
+    assert provenance["quantizedNodes"]["QuantizeLinear"] > 0
+
+
+def test_every_published_artifact_verifies_against_its_manifest(run: dict[str, Any]) -> None:
+    for target in ("ort-fp32", "ort-int8", "compile-int8"):
+        entries = {e.path for e in verify(LocalStore(), parse_uri(str(run["out"] / target)))}
+        assert {"report.json", "report.html"} <= entries
+
+
+def test_reports_name_the_device_and_draw_charts(run: dict[str, Any]) -> None:
+    report = json.loads((run["out"] / "_report" / "report.json").read_text())
+    page = (run["out"] / "_report" / "report.html").read_text()
+
+    assert report["device"].startswith("CPU:")
+    assert "onnxruntime" in report["versions"] and "torch" in report["versions"]
+    assert page.count("<svg") == 3
+
+
+def test_termination_message_is_compact_json_naming_the_best_target(run: dict[str, Any]) -> None:
+    text = (run["tmp"] / "termination-log").read_text()
+
+    assert len(text.encode()) <= MAX_BYTES
+    assert run["message"]["status"] == "Succeeded"
+    assert run["message"]["best"] in {"ort-fp32", "ort-int8", "compile-int8"}
+    assert all(t["artifact"]["sha256"] for t in run["message"]["targets"])
+
+
+def test_a_second_run_reuses_the_stored_compile_cache(digits: dict[str, Path], run: dict[str, Any]) -> None:
+    resource = digits_resource(
+        digits["pt2"], "torch-export", run["out"], [{"name": "compile-fp32", "backend": "torch-compile"}],
+        validation={"uri": str(digits["validation"])})
+    first_dir = run["tmp"] / "first"
+    first_dir.mkdir()
+    run_kubeopt(first_dir, resource)
+    second_dir = run["tmp"] / "second"
+    second_dir.mkdir()
+
+    code, output, message = run_kubeopt(second_dir, resource)
+
+    assert code == 0, output
+    assert message is not None and message["targets"][0]["cache_hit"] is True
