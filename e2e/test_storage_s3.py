@@ -54,7 +54,7 @@ def test_missing_object_is_not_found(s3_env: S3Store) -> None:
 
 
 def test_missing_bucket_says_to_check_the_bucket_and_endpoint(s3_env: S3Store) -> None:
-    with pytest.raises(StorageError, match="bucket 'no-such-bucket' not found .* check the bucket name"):
+    with pytest.raises(StorageError, match=r"bucket 'no-such-bucket' not found .* check the bucket name"):
         s3_env.put_bytes(b"x", parse_uri("s3://no-such-bucket/key"))
 
 
@@ -63,5 +63,5 @@ def test_wrong_credentials_point_at_the_secret(s3_server: Any, monkeypatch: pyte
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
     store = S3Store(S3Settings(endpoint_url=s3_server.endpoint_url))
 
-    with pytest.raises(StorageError, match="access denied .* check the credentials in storage.secretRef"):
+    with pytest.raises(StorageError, match=r"access denied .* check the credentials in storage.secretRef"):
         store.put_bytes(b"x", parse_uri("s3://artifacts/denied"))

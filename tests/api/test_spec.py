@@ -12,7 +12,8 @@ BASE: dict[str, Any] = {
     "kind": "ModelOptimization",
     "metadata": {"name": "resnet"},
     "spec": {
-        "model": {"uri": "s3://models/resnet.onnx", "format": "onnx", "inputs": [{"name": "x", "shape": [-1, 3, 8, 8]}]},
+        "model": {"uri": "s3://models/resnet.onnx", "format": "onnx",
+                  "inputs": [{"name": "x", "shape": [-1, 3, 8, 8]}]},
         "targets": [{"name": "ort", "backend": "onnxruntime"}],
         "output": {"uri": "s3://out/resnet"},
     },
@@ -74,7 +75,7 @@ def test_unknown_fields_are_rejected_by_name() -> None:
 def test_selection_batch_size_must_be_benchmarked() -> None:
     document = with_spec(benchmark={"batchSizes": [1, 8]}, selection={"batchSize": 64})
 
-    with pytest.raises(SpecError, match="spec.selection.batchSize: 64 is not one of spec.benchmark.batchSizes"):
+    with pytest.raises(SpecError, match=r"spec.selection.batchSize: 64 is not one of spec.benchmark.batchSizes"):
         parse_resource(document)
 
 
@@ -86,7 +87,7 @@ def test_zero_sized_dimension_is_rejected() -> None:
 
 
 def test_yaml_that_is_not_yaml_names_the_source() -> None:
-    with pytest.raises(SpecError, match="demo.yaml: not valid YAML"):
+    with pytest.raises(SpecError, match=r"demo.yaml: not valid YAML"):
         load_resource("spec: [unclosed", "demo.yaml")
 
 
@@ -94,5 +95,5 @@ def test_wrong_kind_is_rejected() -> None:
     document = copy.deepcopy(BASE)
     document["kind"] = "Deployment"
 
-    with pytest.raises(SpecError, match="apiVersion/kind must be kubeopt.io/v1alpha1 ModelOptimization"):
+    with pytest.raises(SpecError, match=r"apiVersion/kind must be kubeopt.io/v1alpha1 ModelOptimization"):
         parse_resource(document)

@@ -61,7 +61,7 @@ def test_an_altered_file_fails_verification(tmp_path: Path) -> None:
     publish_folder(LocalStore(), artifact(tmp_path / "a"), dest, {})
     (tmp_path / "out" / "model.onnx").write_bytes(b"tampered")
 
-    with pytest.raises(ManifestMismatch, match="model.onnx does not match its manifest"):
+    with pytest.raises(ManifestMismatch, match=r"model.onnx does not match its manifest"):
         verify(LocalStore(), dest)
 
 
@@ -69,7 +69,7 @@ def test_an_artifact_without_manifest_is_incomplete(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "model.onnx").write_bytes(b"half")
 
-    with pytest.raises(ManifestMismatch, match="no manifest.json; the artifact is incomplete"):
+    with pytest.raises(ManifestMismatch, match=r"no manifest.json; the artifact is incomplete"):
         verify(LocalStore(), parse_uri(str(tmp_path / "out")))
 
 

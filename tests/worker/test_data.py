@@ -38,7 +38,7 @@ def test_data_digest_changes_when_an_image_changes(tmp_path: Path) -> None:
 
 
 def test_empty_folder_names_the_field(tmp_path: Path) -> None:
-    with pytest.raises(CalibrationDataInvalid, match="calibration.uri: .* holds no images"):
+    with pytest.raises(CalibrationDataInvalid, match=r"calibration.uri: .* holds no images"):
         load_dataset(tmp_path, PIXELS, None, CalibrationDataInvalid, "calibration.uri")
 
 
@@ -49,5 +49,5 @@ def test_batch_of_repeats_samples_to_reach_the_batch_size() -> None:
 
 
 def test_random_data_cannot_guess_a_dynamic_sequence_length() -> None:
-    with pytest.raises(InvalidSpec, match="give validation.uri data"):
+    with pytest.raises(InvalidSpec, match=r"give validation.uri data"):
         random_dataset([TensorSpec(name="ids", shape=[-1, -1], dtype="int64")], 4)

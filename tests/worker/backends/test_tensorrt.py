@@ -46,7 +46,7 @@ def test_fixed_batch_dimension_gives_a_fixed_profile() -> None:
 
 
 def test_opt_batch_above_max_batch_is_invalid() -> None:
-    with pytest.raises(InvalidSpec, match="optBatchSize 64 is larger than tensorrt.maxBatchSize 32"):
+    with pytest.raises(InvalidSpec, match=r"optBatchSize 64 is larger than tensorrt.maxBatchSize 32"):
         optimization_profile(IMAGE, [1], TensorRTOptions(opt_batch_size=64, max_batch_size=32), {})
 
 

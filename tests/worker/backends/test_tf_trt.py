@@ -53,5 +53,5 @@ def test_bf16_is_not_a_tf_trt_precision() -> None:
 
 def test_tensorflow_after_2_17_has_no_tf_trt() -> None:
     check_tensorflow_version("2.17.1")
-    with pytest.raises(BackendUnavailable, match="2.17 is the last with it"):
+    with pytest.raises(BackendUnavailable, match=r"2.17 is the last with it"):
         check_tensorflow_version("2.18.0")
