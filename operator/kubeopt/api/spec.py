@@ -182,7 +182,10 @@ class TorchCompileOptions(Model):
         description="default, reduce-overhead (CUDA graphs), max-autotune or max-autotune-no-cudagraphs.",
     )
     fullgraph: bool = Field(default=False, description="Fail instead of falling back on graph breaks.")
-    dynamic: bool | None = Field(default=None, description="Dynamic shapes: true, false or unset (auto).")
+    dynamic: bool | None = Field(
+        default=None,
+        description="true: one graph with a symbolic batch; false or unset: one static graph per batch size.",
+    )
     backend: str = Field(default="inductor", min_length=1, description="Any registered torch.compile backend.")
     options: dict[str, bool | int | float | str] = Field(
         default_factory=dict, description="Backend options, e.g. {\"epilogue_fusion\": true}."

@@ -20,10 +20,20 @@ DESCRIPTIONS = {
 }
 
 
+def strict_fp32() -> None:
+    """FP32 means FP32: cuDNN convolutions default to TF32 on Ampere and later, which would
+    make the baseline (and fp32 targets) a TF32 measurement."""
+    torch = require("torch", "torch-compile")
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
 def baseline_runner(source: SourceModel) -> Runner:
     """Return a runner for the source model as its framework runs it, in fp32."""
     names = [spec.name for spec in source.spec.inputs]
     if source.family is Representation.TORCH:
+        if source.device.startswith("cuda"):
+            strict_fp32()
         return TorchRunner(source.torch_module(), names, source.device)
     if source.family is Representation.ONNX:
         options = OnnxRuntimeOptions(graph_optimization_level="basic")

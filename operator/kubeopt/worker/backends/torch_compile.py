@@ -73,10 +73,12 @@ class TorchCompileBackend:
             module = module.to(memory_format=torch.channels_last)
         cache_hit = self._load_cache(torch, context)
         kwargs = compile_kwargs(options, torch._inductor.list_mode_options)
-        if precision is Precision.INT8 and options.dynamic is None:
-            # Frozen int8 graphs fail stride guards when recompiled with automatic dynamic
-            # shapes (torch 2.15); one static graph per batch size is what serving uses anyway.
+        if options.dynamic is None:
+            # Unset means one static graph per benchmarked batch size: torch's automatic
+            # dynamic shapes would recompile the second size as a slower symbolic graph, and
+            # frozen int8 graphs fail stride guards when recompiled that way (torch 2.15).
             kwargs["dynamic"] = False
+            torch._dynamo.config.recompile_limit = max(8, 2 * len(context.spec.benchmark.batch_sizes))
         try:
             compiled = torch.compile(module, **kwargs)
         except Exception as error:  # bad backend name or options

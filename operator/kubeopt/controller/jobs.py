@@ -1,0 +1,174 @@
+"""The Job builder: one batch/v1 Job per target, as a plain manifest (a pure function).
+
+The pod runs ``kubeopt run --spec-json ... --target <name>`` with no shell, as a non-root
+user on a read-only root filesystem; scratch space is an emptyDir at /workspace and /tmp.
+A pod failure policy fails the Job at once when the worker exits with a permanent reason's
+code (a retry cannot fix an invalid spec or an exceeded accuracy budget); other failures use
+``backoffLimit``. The termination message carries the worker's JSON summary.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from kubeopt.api.reasons import EXIT_CODES, PERMANENT
+from kubeopt.api.spec import GROUP, KIND, VERSION, ModelOptimizationSpec, Target, to_wire
+from kubeopt.controller.names import WORKER_CONTAINER, job_labels, job_name
+from kubeopt.controller.settings import OperatorSettings
+
+WORKSPACE = "/workspace"
+TERMINATION_LOG = "/dev/termination-log"
+WORKER_UID = 65532
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The resource a Job belongs to, as the API server returned it."""
+
+    name: str
+    namespace: str
+    generation: int
+    spec: dict[str, Any]
+
+
+def permanent_exit_codes() -> list[int]:
+    """Exit codes the worker uses for failures a retry cannot fix, sorted."""
+    return sorted(EXIT_CODES[reason] for reason in PERMANENT)
+
+
+def resource_json(owner: Owner) -> str:
+    """The resource as the worker reads it from ``--spec-json`` (no status, no managed fields)."""
+    document = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "metadata": {"name": owner.name, "namespace": owner.namespace},
+        "spec": owner.spec,
+    }
+    return json.dumps(document, separators=(",", ":"), sort_keys=True)
+
+
+def raw_target(owner: Owner, name: str) -> dict[str, Any]:
+    """The target's spec exactly as stored (the Job name's hash covers it)."""
+    for target in owner.spec.get("targets", []):
+        if target.get("name") == name:
+            return dict(target)
+    raise KeyError(name)
+
+
+def target_job_name(owner: Owner, target: Target) -> str:
+    return job_name(owner.name, target.name, owner.generation, raw_target(owner, target.name))
+
+
+def worker_command(owner: Owner, target: Target) -> list[str]:
+    return [
+        "kubeopt", "run", "--spec-json", resource_json(owner), "--target", target.name,
+        "--termination-log", TERMINATION_LOG, "--workspace", WORKSPACE,
+    ]
+
+
+def container_security_context() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": WORKER_UID,
+        "runAsGroup": WORKER_UID,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def resources(spec: ModelOptimizationSpec) -> dict[str, Any]:
+    """Requests equal limits (CPU and memory when given), plus whole GPUs when asked for."""
+    wanted: dict[str, str] = {}
+    if spec.resources.cpu:
+        wanted["cpu"] = spec.resources.cpu
+    if spec.resources.memory:
+        wanted["memory"] = spec.resources.memory
+    limits = dict(wanted)
+    if spec.resources.gpu > 0:
+        limits[GPU_RESOURCE] = str(spec.resources.gpu)
+    result: dict[str, Any] = {}
+    if wanted:
+        result["requests"] = wanted
+    if limits:
+        result["limits"] = limits
+    return result
+
+
+def storage_env(spec: ModelOptimizationSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(env, envFrom): the endpoint and region as values, credentials only from the Secret."""
+    env = [{"name": "HOME", "value": "/tmp"}]
+    if spec.storage.endpoint:
+        env.append({"name": "AWS_ENDPOINT_URL_S3", "value": spec.storage.endpoint})
+    if spec.storage.region:
+        env.append({"name": "AWS_REGION", "value": spec.storage.region})
+    env_from = [{"secretRef": {"name": spec.storage.secret_ref.name}}] if spec.storage.secret_ref else []
+    return env, env_from
+
+
+def pod_failure_policy() -> dict[str, Any]:
+    return {
+        "rules": [
+            {"action": "FailJob",
+             "onExitCodes": {"containerName": WORKER_CONTAINER, "operator": "In", "values": permanent_exit_codes()}},
+            # An evicted or preempted pod is not the worker's fault: retry without counting it.
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        ]
+    }
+
+
+def pod_spec(owner: Owner, spec: ModelOptimizationSpec, target: Target, settings: OperatorSettings) -> dict[str, Any]:
+    env, env_from = storage_env(spec)
+    container: dict[str, Any] = {
+        "name": WORKER_CONTAINER,
+        "image": settings.image_for(target.backend, spec.images),
+        "imagePullPolicy": spec.images.pull_policy,
+        "command": worker_command(owner, target),
+        "env": env,
+        "resources": resources(spec),
+        "securityContext": container_security_context(),
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [{"name": "workspace", "mountPath": WORKSPACE}, {"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if env_from:
+        container["envFrom"] = env_from
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",  # podFailurePolicy requires it
+        "automountServiceAccountToken": False,  # the worker never talks to the API
+        "securityContext": {"runAsNonRoot": True, "runAsUser": WORKER_UID, "runAsGroup": WORKER_UID,
+                            "fsGroup": WORKER_UID, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+        "volumes": [{"name": "workspace", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+    }
+    if settings.worker_service_account:
+        pod["serviceAccountName"] = settings.worker_service_account
+    if spec.resources.node_selector:
+        pod["nodeSelector"] = dict(spec.resources.node_selector)
+    if spec.resources.tolerations:
+        pod["tolerations"] = [to_wire(t) for t in spec.resources.tolerations]
+    return pod
+
+
+def build_job(owner: Owner, spec: ModelOptimizationSpec, target: Target, settings: OperatorSettings) -> dict[str, Any]:
+    """The Job manifest of one target (owner references are added by the caller: kopf.adopt)."""
+    labels = job_labels(owner.name, target.name, owner.generation)
+    job_spec: dict[str, Any] = {
+        "backoffLimit": spec.backoff_limit,
+        "activeDeadlineSeconds": spec.active_deadline_seconds,
+        "suspend": spec.suspend,
+        "podFailurePolicy": pod_failure_policy(),
+        "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec(owner, spec, target, settings)},
+    }
+    if spec.ttl_seconds_after_finished is not None:
+        job_spec["ttlSecondsAfterFinished"] = spec.ttl_seconds_after_finished
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": target_job_name(owner, target), "namespace": owner.namespace, "labels": labels},
+        "spec": job_spec,
+    }

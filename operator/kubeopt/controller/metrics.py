@@ -1,0 +1,92 @@
+"""The operator's Prometheus metrics: every name in one place, on a registry passed in.
+
+A Grafana dashboard and alert rules can be generated from ``METRIC_NAMES``. Labels are bounded
+to namespace, name and target (and phase, a closed set), never a Job name or a generation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from kubeopt.api.status import Phase, TargetStatus
+
+PREFIX = "kubeopt"
+OPTIMIZATIONS = f"{PREFIX}_optimizations"
+JOBS_CREATED = f"{PREFIX}_target_jobs_created"
+JOBS_SUCCEEDED = f"{PREFIX}_target_jobs_succeeded"
+JOBS_FAILED = f"{PREFIX}_target_jobs_failed"
+RECONCILE_ERRORS = f"{PREFIX}_reconcile_errors"
+JOB_DURATION = f"{PREFIX}_target_job_duration_seconds"
+THROUGHPUT = f"{PREFIX}_target_throughput_samples_per_second"
+LATENCY_P50 = f"{PREFIX}_target_latency_p50_seconds"
+SPEEDUP = f"{PREFIX}_target_speedup_ratio"
+
+#: Names as exposed (counters gain ``_total``), for dashboards and drift checks.
+METRIC_NAMES: tuple[str, ...] = (
+    OPTIMIZATIONS, f"{JOBS_CREATED}_total", f"{JOBS_SUCCEEDED}_total", f"{JOBS_FAILED}_total",
+    f"{RECONCILE_ERRORS}_total", JOB_DURATION, THROUGHPUT, LATENCY_P50, SPEEDUP,
+)
+
+TARGET_LABELS = ("namespace", "name", "target")
+DURATION_BUCKETS = (30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, float("inf"))
+
+
+class Metrics:
+    """The operator's metrics, registered on ``registry`` (never the global one)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.optimizations = Gauge(OPTIMIZATIONS, "ModelOptimizations by phase.", ["phase"], registry=registry)
+        self.jobs_created = Counter(JOBS_CREATED, "Target Jobs created.", ["namespace"], registry=registry)
+        self.jobs_succeeded = Counter(JOBS_SUCCEEDED, "Target Jobs that succeeded.", ["namespace"], registry=registry)
+        self.jobs_failed = Counter(JOBS_FAILED, "Target Jobs that failed, by reason.", ["namespace", "reason"],
+                                   registry=registry)
+        self.reconcile_errors = Counter(RECONCILE_ERRORS, "Reconciliations that raised.", ["namespace"],
+                                        registry=registry)
+        self.job_duration = Histogram(JOB_DURATION, "Target Job duration from start to completion.",
+                                      ["namespace"], buckets=DURATION_BUCKETS, registry=registry)
+        self.throughput = Gauge(THROUGHPUT, "Throughput at the selection batch size.", TARGET_LABELS,
+                                registry=registry)
+        self.latency_p50 = Gauge(LATENCY_P50, "Median latency at the selection batch size.", TARGET_LABELS,
+                                 registry=registry)
+        self.speedup = Gauge(SPEEDUP, "Throughput over the baseline measured in the same Job.", TARGET_LABELS,
+                             registry=registry)
+        for phase in Phase:
+            self.optimizations.labels(phase=phase.value).set(0)
+
+    def set_phases(self, phases: Iterable[str]) -> None:
+        """Set the by-phase gauge from the phases of every known resource."""
+        counts = {phase.value: 0 for phase in Phase}
+        for phase in phases:
+            counts[phase] = counts.get(phase, 0) + 1
+        for phase, count in counts.items():
+            self.optimizations.labels(phase=phase).set(count)
+
+    def record_targets(self, namespace: str, name: str, targets: Iterable[TargetStatus]) -> None:
+        """Publish each succeeded target's figures."""
+        for target in targets:
+            if target.phase is not Phase.SUCCEEDED or target.metrics is None:
+                continue
+            labels = {"namespace": namespace, "name": name, "target": target.name}
+            m = target.metrics
+            if m.throughput is not None:
+                self.throughput.labels(**labels).set(float(m.throughput))
+            if m.latency_p50_ms is not None:
+                self.latency_p50.labels(**labels).set(float(m.latency_p50_ms) / 1000.0)
+            if m.speedup is not None:
+                self.speedup.labels(**labels).set(float(m.speedup))
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop a deleted resource's per-target series."""
+        for gauge in (self.throughput, self.latency_p50, self.speedup):
+            for labels in list(_label_sets(gauge)):
+                if labels[0] == namespace and labels[1] == name:
+                    gauge.remove(*labels)
+
+
+def _label_sets(gauge: Gauge) -> Iterable[tuple[str, ...]]:
+    for metric in gauge.collect():
+        for sample in metric.samples:
+            yield tuple(sample.labels[k] for k in TARGET_LABELS)
