@@ -9,7 +9,7 @@ reported as Unschedulable with the scheduler's own message, while the Job still 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -113,7 +113,8 @@ def _failure(job: dict[str, Any], pods: list[dict[str, Any]], target: str) -> tu
     failed = _condition(job, "Failed") or {}
     if failed.get("reason") == "DeadlineExceeded":
         return Reason.DEADLINE_EXCEEDED.value, "the Job ran past spec.activeDeadlineSeconds", None
-    return str(failed.get("reason") or Reason.INTERNAL_ERROR.value), str(failed.get("message") or "the Job failed"), None
+    reason = str(failed.get("reason") or Reason.INTERNAL_ERROR.value)
+    return reason, str(failed.get("message") or "the Job failed"), None
 
 
 def _succeeded(pods: list[dict[str, Any]], target: str) -> TargetSummary | None:
@@ -134,7 +135,8 @@ def _waiting_reason(pods: list[dict[str, Any]]) -> tuple[str, str, bool] | None:
                 return Reason.UNSCHEDULABLE.value, str(cond.get("message") or "no node fits the pod"), True
         state = _terminated(pod)
         if state is not None and state.get("reason") == "OOMKilled":
-            return Reason.OOM_KILLED.value, "an attempt ran out of memory; retrying (raise spec.resources.memory)", False
+            message = "an attempt ran out of memory; retrying (raise spec.resources.memory)"
+            return Reason.OOM_KILLED.value, message, False
         return None
     return None
 
@@ -142,27 +144,27 @@ def _waiting_reason(pods: list[dict[str, Any]]) -> tuple[str, str, bool] | None:
 def observe(job: dict[str, Any], pods: list[dict[str, Any]], target: str) -> Observation:
     """The target's state from its Job and the Job's pods."""
     status = job.get("status") or {}
-    name = str(job.get("metadata", {}).get("name"))
     attempts = int(status.get("active") or 0) + int(status.get("succeeded") or 0) + int(status.get("failed") or 0)
-    base = {"job_name": name, "attempts": attempts, "start_time": status.get("startTime"),
-            "completion_time": status.get("completionTime")}
+    base = Observation(job_name=str(job.get("metadata", {}).get("name")), phase=Phase.PENDING, attempts=attempts,
+                       start_time=status.get("startTime"), completion_time=status.get("completionTime"))
     if _condition(job, "Complete"):
         result = _succeeded(pods, target)
         if result is not None and result.phase != "Succeeded":
-            return Observation(phase=Phase.FAILED, reason=result.reason.value, message=result.message,
-                               result=result, **base)
-        return Observation(phase=Phase.SUCCEEDED, reason=Reason.SUCCEEDED.value,
-                           message=result.message if result else "finished without a summary", result=result, **base)
-    if _condition(job, "Failed"):
+            return replace(base, phase=Phase.FAILED, reason=result.reason.value, message=result.message,
+                           result=result)
+        message = result.message if result else "finished without a summary"
+        return replace(base, phase=Phase.SUCCEEDED, reason=Reason.SUCCEEDED.value, message=message, result=result)
+    failed = _condition(job, "Failed")
+    if failed:
         reason, message, result = _failure(job, pods, target)
-        completion = base.pop("completion_time") or (_condition(job, "Failed") or {}).get("lastTransitionTime")
-        return Observation(phase=Phase.FAILED, reason=reason, message=message, result=result,
-                           completion_time=completion, **base)
+        completion = base.completion_time or failed.get("lastTransitionTime")
+        return replace(base, phase=Phase.FAILED, reason=reason, message=message, result=result,
+                       completion_time=completion)
     if _condition(job, "Suspended"):
-        return Observation(phase=Phase.PENDING, reason="Suspended", message="the Job is suspended", **base)
+        return replace(base, reason="Suspended", message="the Job is suspended")
     waiting = _waiting_reason(pods)
-    running = int(status.get("active") or 0) > 0 and waiting is None
-    phase = Phase.RUNNING if running or (waiting is not None and not waiting[2]) else Phase.PENDING
     if waiting is not None:
-        return Observation(phase=phase, reason=waiting[0], message=waiting[1], stuck=waiting[2], **base)
-    return Observation(phase=phase, **base)
+        reason, message, stuck = waiting
+        return replace(base, phase=Phase.PENDING if stuck else Phase.RUNNING, reason=reason, message=message,
+                       stuck=stuck)
+    return replace(base, phase=Phase.RUNNING if int(status.get("active") or 0) > 0 else Phase.PENDING)

@@ -1,0 +1,111 @@
+"""kopf wiring: indexes over resources, Jobs and pods; handlers that call the reconciler.
+
+Everything is driven by watches. Three indexes keep what the watches saw (kopf fills them
+before any other handler runs, so a restarted operator knows its Jobs before it acts):
+resources by (namespace, name), Jobs and pods by their resource's (namespace, name). A change
+of the resource (create, update, resume) or of one of its Jobs or pods reconciles that
+resource. Handlers are registered on a registry passed in, never the global one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from kubeopt.api.spec import GROUP, PLURAL, VERSION
+from kubeopt.controller.names import MANAGED_BY, MANAGED_BY_VALUE, OPTIMIZATION_LABEL
+from kubeopt.controller.observe import job_name_of_pod
+from kubeopt.controller.reconcile import Key, Reconciler, View
+
+log = logging.getLogger(__name__)
+OWNED = {MANAGED_BY: MANAGED_BY_VALUE}
+POD_FIELDS = ("metadata", "status")
+
+
+def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in dict(body).items() if key != "managedFields"}
+
+
+def _pod_record(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the status needs of a pod: labels, creation time, conditions, container states."""
+    meta = body.get("metadata", {})
+    return {"metadata": {"name": meta.get("name"), "labels": dict(meta.get("labels") or {}),
+                         "creationTimestamp": meta.get("creationTimestamp")},
+            "status": dict(body.get("status") or {})}
+
+
+def _owner_key(namespace: str | None, labels: Mapping[str, str]) -> Key | None:
+    name = labels.get(OPTIMIZATION_LABEL)
+    return (namespace, name) if namespace and name else None
+
+
+def _view(key: Key, mopt_index: kopf.Index[Any, Any], job_index: kopf.Index[Any, Any],
+          pod_index: kopf.Index[Any, Any]) -> View | None:
+    bodies = list(mopt_index.get(key, ()))
+    if not bodies:
+        return None
+    pods: dict[str, list[dict[str, Any]]] = {}
+    for pod in pod_index.get(key, ()):
+        job = job_name_of_pod(pod)
+        if job:
+            pods.setdefault(job, []).append(pod)
+    return View(body=bodies[0], jobs=list(job_index.get(key, ())), pods_by_job=pods)
+
+
+def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
+    """Register every handler on ``registry``; they act through ``reconciler``."""
+    resource = kopf.on  # the decorators, bound to the registry below
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+    @kopf.index(GROUP, VERSION, PLURAL, registry=registry)
+    def mopt_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
+        return {(kwargs["namespace"], kwargs["name"]): _plain(kwargs["body"])}
+
+    @kopf.index("batch", "v1", "jobs", labels=OWNED, registry=registry)
+    def job_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
+        key = _owner_key(kwargs["namespace"], kwargs["labels"])
+        return {key: _plain(kwargs["body"])} if key else {}
+
+    @kopf.index("", "v1", "pods", labels=OWNED, registry=registry)
+    def pod_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
+        key = _owner_key(kwargs["namespace"], kwargs["labels"])
+        return {key: _pod_record(kwargs["body"])} if key else {}
+
+    def run(key: Key, indexes: Mapping[str, Any]) -> None:
+        reconciler.reconcile(key, lambda: _view(key, indexes["mopt_index"], indexes["job_index"],
+                                                indexes["pod_index"]))
+
+    @resource.resume(GROUP, VERSION, PLURAL, registry=registry)
+    @resource.create(GROUP, VERSION, PLURAL, registry=registry)
+    @resource.update(GROUP, VERSION, PLURAL, field="spec", registry=registry)
+    def on_change(**kwargs: Any) -> None:
+        run((kwargs["namespace"], kwargs["name"]), kwargs)
+
+    @resource.delete(GROUP, VERSION, PLURAL, optional=True, registry=registry)
+    def on_delete(**kwargs: Any) -> None:
+        # Jobs go through their owner references (garbage collector); artifacts stay.
+        reconciler.forget(kwargs["namespace"], kwargs["name"])
+
+    @resource.event("batch", "v1", "jobs", labels=OWNED, registry=registry)
+    def on_job(**kwargs: Any) -> None:
+        _guarded(run, _owner_key(kwargs["namespace"], kwargs["labels"]), kwargs)
+
+    @resource.event("", "v1", "pods", labels=OWNED, registry=registry)
+    def on_pod(**kwargs: Any) -> None:
+        _guarded(run, _owner_key(kwargs["namespace"], kwargs["labels"]), kwargs)
+
+
+def _guarded(run: Any, key: Key | None, indexes: Mapping[str, Any]) -> None:
+    """Event handlers are not retried by kopf: log a failure; the next event reconciles again."""
+    if key is None:
+        return
+    try:
+        run(key, indexes)
+    except Exception:
+        log.exception("reconciling %s/%s after a Job or pod change failed", *key)

@@ -1,0 +1,79 @@
+"""``kubeopt operator``: settings, metrics, the kubernetes client, then kopf until stopped."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+import kopf
+from kubernetes import client, config
+from prometheus_client import CollectorRegistry
+
+from kubeopt.controller.cluster import KubeCluster
+from kubeopt.controller.handlers import register
+from kubeopt.controller.metrics import Metrics
+from kubeopt.controller.reconcile import Reconciler
+from kubeopt.controller.serving import serve
+from kubeopt.controller.settings import OperatorSettings, settings_from_process
+
+log = logging.getLogger(__name__)
+ANNOTATION_PREFIX = "kubeopt.io"
+
+
+def api_client() -> client.ApiClient:
+    """In a pod: its service account; elsewhere: $KUBECONFIG (or ~/.kube/config)."""
+    configuration = client.Configuration()
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        config.load_incluster_config(client_configuration=configuration)
+    else:
+        config.load_kube_config(client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """kopf settings: state in our annotations (the status schema has no room for kopf's), events
+    only for warnings from loggers (transitions post their own), no peering objects."""
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration")
+    settings.posting.level = logging.WARNING
+    settings.peering.standalone = True
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.batching.error_delays = (1, 2, 5, 10)
+
+
+def build_registry(settings: OperatorSettings, metrics: Metrics) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    reconciler = Reconciler(settings, metrics, KubeCluster(api_client()))
+    register(registry, reconciler)
+
+    @kopf.on.startup(registry=registry)
+    def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure(settings)
+
+    return registry
+
+
+def run_operator(namespaces: list[str] | None, metrics_port: int) -> int:
+    """Run until SIGTERM/SIGINT; returns the process exit code."""
+    settings = settings_from_process(namespaces, metrics_port)
+    return run_with(settings)
+
+
+def run_with(settings: OperatorSettings, stop: threading.Event | None = None) -> int:
+    metrics_registry = CollectorRegistry()
+    metrics = Metrics(metrics_registry)
+    ready = threading.Event()
+    server = serve(settings.metrics_port, metrics_registry, ready)
+    log.info("metrics, /healthz and /readyz on :%d; watching %s", settings.metrics_port,
+             ", ".join(settings.namespaces) or "all namespaces")
+    try:
+        kopf.run(registry=build_registry(settings, metrics), standalone=True,
+                 clusterwide=not settings.namespaces, namespaces=settings.namespaces,
+                 ready_flag=ready, stop_flag=stop)
+    finally:
+        server.shutdown()
+    return 0

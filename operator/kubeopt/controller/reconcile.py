@@ -1,0 +1,232 @@
+"""One reconciliation of a ModelOptimization: act on the plan, observe, write status, tell.
+
+The only module here that writes to the API server (through a ``Cluster`` passed in). It
+runs for the resource's own changes and for every change of its Jobs and pods, serialized
+per resource. What it reads comes from kopf's indexes (the watches' caches), so nothing is
+polled; Jobs just created but not yet seen by the watch are remembered so that parallelism
+holds and nothing is created twice.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from kubeopt.api.load import describe
+from kubeopt.api.spec import ModelOptimizationSpec
+from kubeopt.api.status import ModelOptimizationStatus, Phase, TargetStatus
+from kubeopt.controller.conditions import conditions, verdict
+from kubeopt.controller.jobs import Owner, build_job
+from kubeopt.controller.metrics import Metrics
+from kubeopt.controller.observe import Observation, observe
+from kubeopt.controller.plan import expected_names, make_plan
+from kubeopt.controller.settings import OperatorSettings
+from kubeopt.controller.status import choose_best, overall_phase, target_status
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]
+
+
+class Cluster(Protocol):
+    """The writes a reconciliation makes; ``kubeopt.controller.cluster`` implements them."""
+
+    def create_job(self, owner_body: Mapping[str, Any], job: dict[str, Any]) -> bool: ...
+    def delete_job(self, namespace: str, name: str) -> None: ...
+    def suspend_job(self, namespace: str, name: str, suspend: bool) -> None: ...
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None: ...
+    def event(self, body: Mapping[str, Any], reason: str, message: str, warning: bool = False) -> None: ...
+
+
+@dataclass(frozen=True)
+class View:
+    """What the watches know of one resource right now."""
+
+    body: Mapping[str, Any]
+    jobs: Sequence[Mapping[str, Any]]
+    pods_by_job: Mapping[str, Sequence[Mapping[str, Any]]]
+
+
+@dataclass
+class _Memory:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    in_flight: set[str] = field(default_factory=set)
+    status: dict[str, Any] | None = None
+    generation: int | None = None
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Reconciler:
+    """Reconciles resources one at a time each; safe to call from kopf's handler threads."""
+
+    def __init__(self, settings: OperatorSettings, metrics: Metrics, cluster: Cluster,
+                 now: Callable[[], str] = _now) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.cluster = cluster
+        self.now = now
+        self._memories: dict[Key, _Memory] = {}
+        self._phases: dict[Key, str] = {}
+        self._guard = threading.Lock()
+
+    def _memory(self, key: Key) -> _Memory:
+        with self._guard:
+            return self._memories.setdefault(key, _Memory())
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._guard:
+            self._memories.pop((namespace, name), None)
+            self._phases.pop((namespace, name), None)
+            self.metrics.set_phases(self._phases.values())
+        self.metrics.forget(namespace, name)
+
+    def reconcile(self, key: Key, view: Callable[[], View | None]) -> None:
+        """Bring one resource's Jobs and status up to date; ``view`` is read under its lock."""
+        memory = self._memory(key)
+        with memory.lock:
+            current = view()
+            if current is None:
+                return
+            try:
+                self._reconcile(key, current, memory)
+            except Exception:
+                self.metrics.reconcile_errors.labels(namespace=key[0]).inc()
+                raise
+
+    def _reconcile(self, key: Key, view: View, memory: _Memory) -> None:
+        body = view.body
+        meta = body["metadata"]
+        owner = Owner(name=meta["name"], namespace=meta["namespace"], generation=int(meta.get("generation") or 1),
+                      spec=dict(body.get("spec") or {}))
+        previous = self._previous(body, memory, owner.generation)
+        try:
+            spec = ModelOptimizationSpec.model_validate(owner.spec)
+        except ValidationError as error:
+            self._write(key, body, memory, owner, self._invalid(owner, previous, describe(error)))
+            return
+        self._act(view, owner, spec, previous, memory)
+        status = self._status(view, owner, spec, previous)
+        self._announce(body, owner, previous, status)
+        self._write(key, body, memory, owner, status)
+
+    def _previous(self, body: Mapping[str, Any], memory: _Memory, generation: int) -> ModelOptimizationStatus:
+        raw = memory.status if memory.status is not None else dict(body.get("status") or {})
+        status = ModelOptimizationStatus.model_validate(raw)
+        if memory.generation is not None and memory.generation != generation:
+            memory.in_flight.clear()
+        memory.generation = generation
+        return status
+
+    def _act(self, view: View, owner: Owner, spec: ModelOptimizationSpec, previous: ModelOptimizationStatus,
+             memory: _Memory) -> None:
+        seen = {str(j["metadata"]["name"]) for j in view.jobs}
+        memory.in_flight -= seen
+        recorded = {t.name: t for t in previous.targets}
+        plan = make_plan(owner, spec, view.jobs, recorded, memory.in_flight)
+        for name in plan.delete:
+            self.cluster.delete_job(owner.namespace, name)
+            self.cluster.event(view.body, "JobDeleted", f"deleted Job {name} of an older generation")
+        for name, suspend in plan.suspend:
+            self.cluster.suspend_job(owner.namespace, name, suspend)
+        for target in plan.create:
+            job = build_job(owner, spec, target, self.settings)
+            created = self.cluster.create_job(view.body, job)
+            memory.in_flight.add(job["metadata"]["name"])
+            if created:
+                self.metrics.jobs_created.labels(namespace=owner.namespace).inc()
+                self.cluster.event(view.body, "JobCreated",
+                                   f"target {target.name}: created Job {job['metadata']['name']}")
+
+    def _status(self, view: View, owner: Owner, spec: ModelOptimizationSpec,
+                previous: ModelOptimizationStatus) -> ModelOptimizationStatus:
+        names = expected_names(owner, spec)
+        jobs = {str(j["metadata"]["name"]): j for j in view.jobs}
+        recorded = {t.name: t for t in previous.targets}
+        targets: list[TargetStatus] = []
+        for target in spec.targets:
+            job_name = names[target.name]
+            job = jobs.get(job_name)
+            seen: Observation | None = None
+            if job is not None:
+                pods = [dict(p) for p in view.pods_by_job.get(job_name, ())]
+                seen = observe(dict(job), pods, target.name)
+            targets.append(target_status(target.name, job_name, seen, recorded.get(target.name)))
+        best = choose_best(targets, spec.selection)
+        result = verdict(targets, best, spec.suspend)
+        return ModelOptimizationStatus(
+            observed_generation=owner.generation, phase=overall_phase(targets, spec.suspend),
+            conditions=conditions(result, owner.generation, previous.conditions, self.now()), targets=targets,
+            best=best, best_target=best.target if best else None, best_speedup=best.speedup if best else None,
+        )
+
+    def _invalid(self, owner: Owner, previous: ModelOptimizationStatus, message: str) -> ModelOptimizationStatus:
+        result = verdict([], None, False, invalid=message)
+        return ModelOptimizationStatus(observed_generation=owner.generation, phase=Phase.FAILED,
+                                       conditions=conditions(result, owner.generation, previous.conditions,
+                                                             self.now()))
+
+    def _announce(self, body: Mapping[str, Any], owner: Owner, previous: ModelOptimizationStatus,
+                  status: ModelOptimizationStatus) -> None:
+        """An Event (and counters) for every target transition and for the resource's phase."""
+        before = {t.name: t for t in previous.targets if previous.observed_generation == owner.generation}
+        for target in status.targets:
+            old = before.get(target.name)
+            if old is not None and old.phase is target.phase and old.reason == target.reason:
+                continue
+            if target.phase is Phase.PENDING and (old is None or target.reason is None):
+                continue
+            self._count(owner.namespace, target, old)
+            text = f"target {target.name}: {target.phase.value}" + (f" ({target.reason})" if target.reason else "")
+            if target.message and target.phase is not Phase.RUNNING:
+                text += f": {target.message}"
+            warning = target.phase is Phase.FAILED or target.reason in ("Unschedulable", "OOMKilled")
+            self.cluster.event(body, f"Target{target.phase.value}", text[:1000], warning=warning)
+        if previous.phase != status.phase or previous.observed_generation != owner.generation:
+            ready = next((c for c in status.conditions if c.type == "Ready"), None)
+            message = ready.message if ready else ""
+            self.cluster.event(body, str(status.phase.value if status.phase else "Unknown"), message,
+                               warning=status.phase is Phase.FAILED)
+
+    def _count(self, namespace: str, target: TargetStatus, old: TargetStatus | None) -> None:
+        if old is not None and old.phase is target.phase:
+            return
+        if target.phase is Phase.SUCCEEDED:
+            self.metrics.jobs_succeeded.labels(namespace=namespace).inc()
+        elif target.phase is Phase.FAILED:
+            self.metrics.jobs_failed.labels(namespace=namespace, reason=target.reason or "Unknown").inc()
+        else:
+            return
+        duration = _seconds_between(target.start_time, target.completion_time)
+        if duration is not None:
+            self.metrics.job_duration.labels(namespace=namespace).observe(duration)
+
+    def _write(self, key: Key, body: Mapping[str, Any], memory: _Memory, owner: Owner,
+               status: ModelOptimizationStatus) -> None:
+        wire = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        for cleared in ("best", "bestTarget", "bestSpeedup"):
+            wire.setdefault(cleared, None)  # a merge patch removes what a new generation lacks
+        if wire != memory.status:
+            self.cluster.patch_status(owner.namespace, owner.name, wire)
+            memory.status = wire
+        self.metrics.record_targets(owner.namespace, owner.name, status.targets)
+        with self._guard:
+            self._phases[key] = status.phase.value if status.phase else Phase.PENDING.value
+            self.metrics.set_phases(self._phases.values())
+
+
+def _seconds_between(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    try:
+        return (datetime.datetime.strptime(end, fmt) - datetime.datetime.strptime(start, fmt)).total_seconds()
+    except ValueError:
+        return None
