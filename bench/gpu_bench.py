@@ -100,6 +100,7 @@ def eager_references(model: torch.nn.Module, input_name: str, data: Dataset, set
                      vision: bool) -> dict[str, dict[int, Any]]:
     """Eager TF32, FP16 and BF16 (channels-last for CNNs), timed like the worker times targets."""
     refs: dict[str, dict[int, Any]] = {}
+    torch.backends.cudnn.benchmark = False  # eager as users run it: the framework's defaults
     model = model.cuda().eval()
     torch.backends.cudnn.allow_tf32 = True
     torch.backends.cuda.matmul.allow_tf32 = True

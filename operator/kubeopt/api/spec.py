@@ -191,6 +191,11 @@ class TorchCompileOptions(Model):
         default_factory=dict, description="Backend options, e.g. {\"epilogue_fusion\": true}."
     )
     channels_last: bool = Field(default=False, description="Convert 4-D inputs and weights to channels-last.")
+    cudnn_benchmark: bool = Field(
+        default=True,
+        description="On a GPU, let cuDNN time its convolution algorithms once per static shape and keep the "
+        "fastest (the graphs are static per batch size, so this pays once).",
+    )
 
 
 class Target(Model):

@@ -59,20 +59,20 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
     """Register every handler on ``registry``; they act through ``reconciler``."""
     resource = kopf.on  # the decorators, bound to the registry below
 
-    @kopf.on.login(registry=registry)
+    @kopf.on.login(id="login", registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
-    @kopf.index(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.index(GROUP, VERSION, PLURAL, id="mopt_index", registry=registry)
     def mopt_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
         return {(kwargs["namespace"], kwargs["name"]): _plain(kwargs["body"])}
 
-    @kopf.index("batch", "v1", "jobs", labels=OWNED, registry=registry)
+    @kopf.index("batch", "v1", "jobs", labels=OWNED, id="job_index", registry=registry)
     def job_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
         key = _owner_key(kwargs["namespace"], kwargs["labels"])
         return {key: _plain(kwargs["body"])} if key else {}
 
-    @kopf.index("", "v1", "pods", labels=OWNED, registry=registry)
+    @kopf.index("", "v1", "pods", labels=OWNED, id="pod_index", registry=registry)
     def pod_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
         key = _owner_key(kwargs["namespace"], kwargs["labels"])
         return {key: _pod_record(kwargs["body"])} if key else {}
@@ -81,22 +81,22 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
         reconciler.reconcile(key, lambda: _view(key, indexes["mopt_index"], indexes["job_index"],
                                                 indexes["pod_index"]))
 
-    @resource.resume(GROUP, VERSION, PLURAL, registry=registry)
-    @resource.create(GROUP, VERSION, PLURAL, registry=registry)
-    @resource.update(GROUP, VERSION, PLURAL, field="spec", registry=registry)
+    @resource.resume(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
+    @resource.create(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
+    @resource.update(GROUP, VERSION, PLURAL, field="spec", id="reconcile", registry=registry)
     def on_change(**kwargs: Any) -> None:
         run((kwargs["namespace"], kwargs["name"]), kwargs)
 
-    @resource.delete(GROUP, VERSION, PLURAL, optional=True, registry=registry)
+    @resource.delete(GROUP, VERSION, PLURAL, optional=True, id="forget", registry=registry)
     def on_delete(**kwargs: Any) -> None:
         # Jobs go through their owner references (garbage collector); artifacts stay.
         reconciler.forget(kwargs["namespace"], kwargs["name"])
 
-    @resource.event("batch", "v1", "jobs", labels=OWNED, registry=registry)
+    @resource.event("batch", "v1", "jobs", labels=OWNED, id="job_changed", registry=registry)
     def on_job(**kwargs: Any) -> None:
         _guarded(run, _owner_key(kwargs["namespace"], kwargs["labels"]), kwargs)
 
-    @resource.event("", "v1", "pods", labels=OWNED, registry=registry)
+    @resource.event("", "v1", "pods", labels=OWNED, id="pod_changed", registry=registry)
     def on_pod(**kwargs: Any) -> None:
         _guarded(run, _owner_key(kwargs["namespace"], kwargs["labels"]), kwargs)
 

@@ -50,7 +50,7 @@ def build_registry(settings: OperatorSettings, metrics: Metrics) -> kopf.Operato
     reconciler = Reconciler(settings, metrics, KubeCluster(api_client()))
     register(registry, reconciler)
 
-    @kopf.on.startup(registry=registry)
+    @kopf.on.startup(id="configure", registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure(settings)
 

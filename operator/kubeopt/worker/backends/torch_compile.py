@@ -71,6 +71,8 @@ class TorchCompileBackend:
             module = module.to(dtype)
         if options.channels_last:
             module = module.to(memory_format=torch.channels_last)
+        if context.device.startswith("cuda"):
+            torch.backends.cudnn.benchmark = options.cudnn_benchmark
         cache_hit = self._load_cache(torch, context)
         kwargs = compile_kwargs(options, torch._inductor.list_mode_options)
         if options.dynamic is None:
@@ -88,7 +90,7 @@ class TorchCompileBackend:
         self._save(torch, module, context, names, dtype)
         settings = {"mode": options.mode, "fullgraph": options.fullgraph, "dynamic": options.dynamic,
                     "backend": options.backend, "options": options.options, "channelsLast": options.channels_last,
-                    "precision": precision.value, "torch": torch.__version__}
+                    "cudnnBenchmark": options.cudnn_benchmark, "precision": precision.value, "torch": torch.__version__}
         (context.artifact_dir / "compile.json").write_text(json.dumps(settings, indent=2))
         files = [p.name for p in context.artifact_dir.iterdir() if p.name.startswith(("model.", "compile"))]
         return Built(runner, compile_seconds, cache_hit=cache_hit, calibration=provenance, details=settings,
