@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_once(spec_file: Path, target: str, work: Path, label: str) -> dict[str, object]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "operator"),
-           "TORCHINDUCTOR_CACHE_DIR": str(work / f"inductor-{label}"), "TRITON_CACHE_DIR": str(work / f"triton-{label}")}
+           "TORCHINDUCTOR_CACHE_DIR": str(work / f"inductor-{label}"),
+           "TRITON_CACHE_DIR": str(work / f"triton-{label}")}
     termination = work / f"termination-{label}.json"
     process = subprocess.run([sys.executable, "-m", "kubeopt.cli", "run", str(spec_file), "--target", target,
                               "--device", "cuda", "--termination-log", str(termination)],
