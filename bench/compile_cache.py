@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_once(spec_file: Path, target: str, work: Path, label: str) -> dict[str, object]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "operator"),
+    paths = [str(ROOT / "operator"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths),
            "TORCHINDUCTOR_CACHE_DIR": str(work / f"inductor-{label}"),
            "TRITON_CACHE_DIR": str(work / f"triton-{label}")}
     termination = work / f"termination-{label}.json"

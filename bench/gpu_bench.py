@@ -79,6 +79,9 @@ def build_model(name: str) -> tuple[torch.nn.Module, dict[str, Any], np.ndarray]
     """The model, its input spec, and validation samples (random, seeded)."""
     rng = np.random.default_rng(0)
     if name == "bert-base":
+        # The exported graph must hold plain attention ops, not the eager fast-path kernel
+        # (torch 2.11 on CUDA rejected the fast path's views when the program ran).
+        torch.backends.mha.set_fastpath_enabled(False)
         model: torch.nn.Module = BertLikeEncoder()
         return model, {"name": "input_ids", "shape": [-1, 128], "dtype": "int64"}, \
             rng.integers(0, 30522, size=(256, 128)).astype(np.int64)
