@@ -1,7 +1,7 @@
 """The API writes of a reconciliation, through the kubernetes client and kopf's event poster.
 
 A 409 on create is success (the deterministic name already exists); a 404 on delete is too.
-Events go through kopf (``kopf.info``/``kopf.warn``), which batches and posts them for the
+Events go through kopf (``kopf.event``), which batches and posts them for the
 resource, so they show in ``kubectl describe``.
 """
 
@@ -58,8 +58,9 @@ class KubeCluster:
                 raise
 
     def event(self, body: Mapping[str, Any], reason: str, message: str, warning: bool = False) -> None:
-        poster = kopf.warn if warning else kopf.info
+        # kopf.event, not kopf.info: the posting level (WARNING) only quiets kopf's own log lines.
         try:
-            poster(cast(kopf.Body, dict(body)), reason=reason, message=message)
+            kopf.event(cast(kopf.Body, dict(body)), type="Warning" if warning else "Normal", reason=reason,
+                       message=message)
         except Exception as error:  # an event is best effort; never fail a reconciliation for it
             log.warning("could not post event %s: %s", reason, error)

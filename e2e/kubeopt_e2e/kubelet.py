@@ -1,0 +1,335 @@
+"""A fake kubelet: binds pods to one Node and runs their containers as local processes.
+
+The e2e control plane has no kubelet and no scheduler. This helper plays both, for the pods
+it can place: it registers a Node, binds each pending pod that fits (its nodeSelector matches
+the node's labels and it asks only for resources the node has; a GPU pod does not fit), runs
+each container's command as a local process and writes the pod's status back through the
+``pods/status`` subresource as a kubelet would, so the Job controller sees real pods finish.
+
+What a container sees is resolved from the API: ``env`` (values and ``secretKeyRef``),
+``envFrom`` Secrets and ConfigMaps, and ``emptyDir`` volumes as temporary directories. Paths
+inside the container (mount paths and the termination message path) are rewritten in the
+command, the arguments and env values to the directories standing in for them, and the
+executable is mapped (``executables={"kubeopt": [".venv/bin/kubeopt"]}``). When the process
+exits, the termination message file's contents (or, with ``FallbackToLogsOnError`` and a
+failure, the log's tail) become ``state.terminated.message``, as on a real node.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import logging
+import os
+import subprocess
+import threading
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, cast
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+__all__ = ["FakeKubelet", "PodRun"]
+
+log = logging.getLogger(__name__)
+MESSAGE_LIMIT = 4096
+DEFAULT_TERMINATION_PATH = "/dev/termination-log"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _data(response: Any) -> Any:
+    return json.loads(response.data)
+
+
+@dataclass
+class PodRun:
+    """One pod this kubelet ran: where, with what, and how it ended."""
+
+    namespace: str
+    name: str
+    argv: list[str] = field(default_factory=list)
+    exit_code: int | None = None
+    message: str = ""
+    log: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+
+class FakeKubelet:
+    """Run the pods of ``namespaces`` (all when None) that fit a Node named ``node_name``."""
+
+    def __init__(
+        self,
+        kubeconfig: Path,
+        work_dir: Path,
+        *,
+        executables: Mapping[str, Sequence[str]] | None = None,
+        namespaces: Collection[str] | None = None,
+        node_name: str = "kubeopt-e2e-node",
+        node_labels: Mapping[str, str] | None = None,
+        allocatable: Mapping[str, str] | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        poll_interval: float = 0.3,
+    ) -> None:
+        self.work_dir = work_dir
+        self.executables = {k: list(v) for k, v in (executables or {}).items()}
+        self.namespaces = set(namespaces) if namespaces is not None else None
+        self.node_name = node_name
+        self.node_labels = {"kubernetes.io/hostname": node_name, "kubernetes.io/os": "linux",
+                            **(node_labels or {})}
+        self.allocatable = dict(allocatable or {"cpu": "2", "memory": "8Gi", "pods": "110",
+                                                "ephemeral-storage": "20Gi"})
+        self.extra_env = dict(extra_env or {})
+        self.poll_interval = poll_interval
+        self.runs: dict[str, PodRun] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        new_client = cast(Any, config.new_client_from_config)
+        self._api = client.CoreV1Api(new_client(config_file=str(kubeconfig)))
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> FakeKubelet:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._register_node()
+        self._thread = threading.Thread(target=self._loop, name=f"kubelet-{self.node_name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        with self._lock:
+            runs = list(self.runs.values())
+        for run in runs:
+            if run.process is not None and run.process.poll() is None:
+                run.process.kill()
+                run.process.wait()
+
+    def __enter__(self) -> FakeKubelet:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def finished(self) -> list[PodRun]:
+        with self._lock:
+            return [r for r in self.runs.values() if r.exit_code is not None]
+
+    # -- node ------------------------------------------------------------------------------
+
+    def _register_node(self) -> None:
+        body = {"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": self.node_name, "labels": self.node_labels}}
+        try:
+            self._api.create_node(cast(Any, body))
+        except ApiException as error:
+            if error.status != 409:
+                raise
+        status = {"status": {
+            "capacity": self.allocatable, "allocatable": self.allocatable,
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                            "message": "fake kubelet is posting ready status",
+                            "lastHeartbeatTime": _now(), "lastTransitionTime": _now()}],
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
+                          {"type": "Hostname", "address": self.node_name}],
+        }}
+        self._api.patch_node_status(self.node_name, status)
+
+    def _fits(self, pod: Mapping[str, Any]) -> bool:
+        spec = pod.get("spec", {})
+        if spec.get("nodeName"):
+            return spec["nodeName"] == self.node_name
+        selector = spec.get("nodeSelector") or {}
+        if any(self.node_labels.get(k) != v for k, v in selector.items()):
+            return False
+        for container in spec.get("containers", []):
+            limits = (container.get("resources") or {}).get("limits") or {}
+            requests = (container.get("resources") or {}).get("requests") or {}
+            for name in {**limits, **requests}:
+                if name not in self.allocatable:
+                    return False
+        return True
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def _pods(self) -> list[dict[str, Any]]:
+        if self.namespaces is None:
+            return list(_data(self._api.list_pod_for_all_namespaces(_preload_content=False))["items"])
+        pods: list[dict[str, Any]] = []
+        for namespace in sorted(self.namespaces):
+            pods += _data(self._api.list_namespaced_pod(namespace, _preload_content=False))["items"]
+        return pods
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for pod in self._pods():
+                    self._visit(pod)
+            except Exception:  # keep serving; the next round retries
+                log.exception("fake kubelet round failed")
+            self._stop.wait(self.poll_interval)
+
+    def _visit(self, pod: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        uid = meta["uid"]
+        if meta.get("deletionTimestamp"):
+            self._kill_and_remove(pod)
+            return
+        with self._lock:
+            known = uid in self.runs
+        if known or pod.get("status", {}).get("phase") in ("Succeeded", "Failed") or not self._fits(pod):
+            return
+        if not pod["spec"].get("nodeName"):
+            self._bind(meta["namespace"], meta["name"])
+        run = PodRun(namespace=meta["namespace"], name=meta["name"])
+        with self._lock:
+            self.runs[uid] = run
+        threading.Thread(target=self._run_pod, args=(pod, run), name=f"pod-{meta['name']}", daemon=True).start()
+
+    def _bind(self, namespace: str, name: str) -> None:
+        body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": self.node_name}}
+        self._api.create_namespaced_binding(namespace, cast(Any, body), _preload_content=False)
+
+    def _kill_and_remove(self, pod: Mapping[str, Any]) -> None:
+        meta = pod["metadata"]
+        if pod.get("spec", {}).get("nodeName") != self.node_name:
+            return
+        with self._lock:
+            run = self.runs.get(meta["uid"])
+        if run is not None and run.process is not None and run.process.poll() is None:
+            run.process.kill()
+        try:
+            self._api.delete_namespaced_pod(meta["name"], meta["namespace"], grace_period_seconds=0,
+                                            _preload_content=False)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    # -- running a pod ---------------------------------------------------------------------
+
+    def _run_pod(self, pod: dict[str, Any], run: PodRun) -> None:
+        try:
+            self._execute(pod, run)
+        except Exception as error:  # report a kubelet-side failure on the pod, as a kubelet would
+            log.exception("pod %s/%s could not run", run.namespace, run.name)
+            run.exit_code = 128
+            run.message = f"fake kubelet: {type(error).__name__}: {error}"
+            self._write_status(run, "Failed", self._terminated(pod, 128, "StartError", run.message))
+
+    def _execute(self, pod: dict[str, Any], run: PodRun) -> None:
+        spec = pod["spec"]
+        pod_dir = self.work_dir / f"{run.namespace}_{run.name}"
+        volumes = {}
+        for volume in spec.get("volumes") or []:
+            if "emptyDir" in volume:
+                path = pod_dir / "volumes" / volume["name"]
+                path.mkdir(parents=True, exist_ok=True)
+                volumes[volume["name"]] = path
+        container = spec["containers"][0]
+        mounts = {m["mountPath"]: volumes[m["name"]] for m in container.get("volumeMounts") or []
+                  if m["name"] in volumes}
+        termination = pod_dir / "termination-log"
+        termination.write_text("")
+        paths = {container.get("terminationMessagePath") or DEFAULT_TERMINATION_PATH: termination, **mounts}
+        argv = [_rewrite(a, paths) for a in [*(container.get("command") or []), *(container.get("args") or [])]]
+        if argv and argv[0] in self.executables:
+            argv = [*self.executables[argv[0]], *argv[1:]]
+        env = self._environment(run.namespace, container, paths)
+        run.argv, run.log = argv, pod_dir / "container.log"
+        started = _now()
+        with open(run.log, "wb") as output:
+            run.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                                           env=env, cwd=pod_dir)
+            self._write_status(run, "Running", {"name": container["name"], "ready": True, "restartCount": 0,
+                                                "image": container.get("image", ""), "imageID": "",
+                                                "started": True, "state": {"running": {"startedAt": started}}})
+            code = run.process.wait()
+        message = termination.read_text(errors="replace")[:MESSAGE_LIMIT]
+        if not message.strip() and code != 0 and container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            message = run.log.read_bytes()[-2048:].decode(errors="replace")
+        run.message, run.exit_code = message, code
+        if self._stop.is_set():
+            return
+        reason = "Completed" if code == 0 else "Error"
+        state = self._terminated(pod, code, reason, message, started)
+        self._write_status(run, "Succeeded" if code == 0 else "Failed", state)
+
+    def _terminated(self, pod: Mapping[str, Any], code: int, reason: str, message: str,
+                    started: str | None = None) -> dict[str, Any]:
+        container = pod["spec"]["containers"][0]
+        terminated = {"exitCode": code, "reason": reason, "startedAt": started or _now(), "finishedAt": _now()}
+        if message:
+            terminated["message"] = message
+        return {"name": container["name"], "ready": False, "restartCount": 0, "image": container.get("image", ""),
+                "imageID": "", "started": False, "state": {"terminated": terminated}}
+
+    def _environment(self, namespace: str, container: Mapping[str, Any], paths: Mapping[str, Path]) -> dict[str, str]:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **self.extra_env}
+        if "/tmp" in paths:
+            env["TMPDIR"] = str(paths["/tmp"])
+        for source in container.get("envFrom") or []:
+            prefix = source.get("prefix", "")
+            if "secretRef" in source:
+                data = self._secret(namespace, source["secretRef"]["name"])
+            elif "configMapRef" in source:
+                data = self._config_map(namespace, source["configMapRef"]["name"])
+            else:
+                continue
+            env.update({prefix + k: v for k, v in data.items()})
+        for item in container.get("env") or []:
+            if "value" in item:
+                env[item["name"]] = _rewrite(str(item["value"]), paths)
+            elif "secretKeyRef" in (item.get("valueFrom") or {}):
+                ref = item["valueFrom"]["secretKeyRef"]
+                env[item["name"]] = self._secret(namespace, ref["name"])[ref["key"]]
+        return env
+
+    def _secret(self, namespace: str, name: str) -> dict[str, str]:
+        secret = _data(self._api.read_namespaced_secret(name, namespace, _preload_content=False))
+        return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+
+    def _config_map(self, namespace: str, name: str) -> dict[str, str]:
+        return dict(_data(self._api.read_namespaced_config_map(name, namespace, _preload_content=False))
+                    .get("data") or {})
+
+    def _write_status(self, run: PodRun, phase: str, container_status: dict[str, Any]) -> None:
+        running = phase == "Running"
+        now = _now()
+        ready = "True" if running else "False"
+        status = {
+            "phase": phase, "hostIP": "127.0.0.1", "podIP": "127.0.0.1", "startTime": now,
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+                {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+                {"type": "ContainersReady", "status": ready, "lastTransitionTime": now},
+                {"type": "Ready", "status": ready, "lastTransitionTime": now},
+            ],
+            "containerStatuses": [container_status],
+        }
+        try:
+            self._api.patch_namespaced_pod_status(run.name, run.namespace, {"status": status},
+                                                  _preload_content=False)
+        except ApiException as error:
+            if error.status != 404:  # deleted meanwhile
+                raise
+
+
+def _rewrite(text: str, paths: Mapping[str, Path]) -> str:
+    """A container path in ``text`` replaced by the local directory standing in for it."""
+    for inside in sorted(paths, key=len, reverse=True):
+        if text == inside:
+            return str(paths[inside])
+        if text.startswith(inside.rstrip("/") + "/"):
+            return str(paths[inside]) + text[len(inside.rstrip("/")):]
+    return text

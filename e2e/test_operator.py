@@ -1,0 +1,426 @@
+"""The operator on a real control plane: admission, Jobs, the real worker, status, metrics.
+
+The operator runs as its own process with a token of the Helm chart's ServiceAccount, bound
+only to the chart's RBAC. A fake kubelet (``kubeopt_e2e.kubelet``) binds the Jobs' pods and
+runs the real worker (``kubeopt run``) against a real S3 server; pods that ask for a GPU do
+not fit its node and stay Pending, where a test plays the scheduler's part.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import boto3
+import onnx
+import pytest
+import yaml
+from kubeopt_e2e import S3Server
+from kubeopt_e2e.clients import Helm, Kubectl
+from kubeopt_e2e.kubelet import FakeKubelet
+from kubeopt_e2e.operator import OperatorProcess, service_account_kubeconfig
+
+from kubeopt.storage.manifest import verify
+from kubeopt.storage.store import S3Settings, S3Store
+from kubeopt.storage.uri import parse_uri
+
+ROOT = Path(__file__).resolve().parents[1]
+CHART = ROOT / "charts" / "kubeopt"
+CRD = ROOT / "crds" / "modeloptimizations.kubeopt.io.yaml"
+SELECTOR = "app.kubernetes.io/managed-by=kubeopt"
+T = TypeVar("T")
+
+
+def eventually(what: str, probe: Callable[[], T | None], timeout: float = 120.0, interval: float = 0.5,
+               explain: Callable[[], str] | None = None) -> T:
+    """Poll ``probe`` until it returns something truthy; fail with ``explain()`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            detail = explain() if explain else ""
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{detail}")
+        time.sleep(interval)
+
+
+def condition(resource: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next((c for c in resource.get("status", {}).get("conditions", []) if c["type"] == kind), {})
+
+
+def settled(kubectl: Kubectl, name: str, namespace: str) -> dict[str, Any] | None:
+    """The resource once it is Ready or Stalled (for this generation), else None."""
+    got: dict[str, Any] = kubectl.json("get", "mopt", name, "-n", namespace)
+    done = any(condition(got, kind).get("status") == "True" for kind in ("Ready", "Stalled"))
+    return got if done and got["status"].get("observedGeneration") == got["metadata"]["generation"] else None
+
+
+def new_namespace(kubectl: Kubectl, prefix: str) -> str:
+    """A fresh namespace that enforces the restricted Pod Security Standard."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", name)
+    kubectl("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
+    return name
+
+
+def resource(name: str, namespace: str, targets: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": {"uri": "s3://models/digits/digits_cnn.onnx", "format": "onnx", "task": "classification",
+                  "inputs": [{"name": "pixels", "shape": [-1, 1, 8, 8]}]},
+        "targets": targets,
+        "benchmark": {"batchSizes": [1, 32], "warmup": 2, "iterations": 10},
+        "output": {"uri": f"s3://artifacts/{namespace}/{name}"},
+        "resources": {"gpu": 0},
+    }
+    body.update(spec)
+    return {"apiVersion": "kubeopt.io/v1alpha1", "kind": "ModelOptimization",
+            "metadata": {"name": name, "namespace": namespace}, "spec": body}
+
+
+# -- fixtures ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def crd(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", str(CRD))
+    kubectl("wait", "--for=condition=Established", "crd/modeloptimizations.kubeopt.io", "--timeout=60s")
+
+
+@pytest.fixture(scope="module")
+def operator_account(kubectl: Kubectl, helm_offline: Helm, crd: None,
+                     tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """(kubeconfig, user) of the chart's ServiceAccount, bound only to the chart's RBAC."""
+    return service_account_kubeconfig(kubectl, helm_offline, CHART, tmp_path_factory.mktemp("sa") / "kubeconfig")
+
+
+@pytest.fixture(scope="module")
+def operator(operator_account: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(operator_account[0], tmp_path_factory.mktemp("operator") / "operator.log",
+                              env={"KUBEOPT_WORKER_IMAGE": "kubeopt-worker:e2e"})
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def storage(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory,
+            monkeypatch_module: pytest.MonkeyPatch) -> S3Store:
+    """Buckets ``models`` (the digits CNN, calibration and validation data) and ``artifacts``."""
+    monkeypatch_module.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
+    monkeypatch_module.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
+    s3 = boto3.client("s3", endpoint_url=s3_server.endpoint_url, region_name=s3_server.region,
+                      aws_access_key_id=s3_server.access_key, aws_secret_access_key=s3_server.secret_key)
+    existing = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    for bucket in ("models", "artifacts"):
+        if bucket not in existing:
+            s3.create_bucket(Bucket=bucket)
+    spec = importlib.util.spec_from_file_location("make_digits", ROOT / "examples" / "digits" / "make_digits.py")
+    assert spec and spec.loader
+    make_digits = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_digits)
+    paths = make_digits.build(tmp_path_factory.mktemp("digits"), epochs=8)
+    # One self-contained file: the exporter writes weights beside the model (.onnx.data), and a
+    # key that prefixes another key is fetched as a folder by the worker's S3 store.
+    whole = Path(paths["onnx"]).with_name("whole.onnx")
+    onnx.save_model(onnx.load(str(paths["onnx"])), str(whole), save_as_external_data=False)
+    s3.upload_file(str(whole), "models", "digits/digits_cnn.onnx")
+    for key in ("calibration", "validation"):
+        s3.upload_file(str(paths[key]), "models", f"digits/{Path(paths[key]).name}")
+    return S3Store(S3Settings(endpoint_url=s3_server.endpoint_url, region=s3_server.region))
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+@pytest.fixture(scope="module")
+def kubelet(control_plane: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeKubelet]:
+    with FakeKubelet(control_plane, tmp_path_factory.mktemp("kubelet"),
+                     executables={"kubeopt": [sys.executable, "-m", "kubeopt.cli"]}) as node:
+        yield node
+
+
+def storage_secret(kubectl: Kubectl, namespace: str, s3_server: S3Server) -> None:
+    kubectl("create", "secret", "generic", "s3", "-n", namespace,
+            f"--from-literal=AWS_ACCESS_KEY_ID={s3_server.access_key}",
+            f"--from-literal=AWS_SECRET_ACCESS_KEY={s3_server.secret_key}")
+
+
+def storage_spec(s3_server: S3Server) -> dict[str, Any]:
+    return {"secretRef": {"name": "s3"}, "endpoint": s3_server.endpoint_url, "region": s3_server.region}
+
+
+def jobs_of(kubectl: Kubectl, namespace: str) -> list[dict[str, Any]]:
+    return list(kubectl.json("get", "jobs", "-n", namespace, "-l", SELECTOR)["items"])
+
+
+def explain(kubectl: Kubectl, namespace: str, operator: OperatorProcess | None = None) -> Callable[[], str]:
+    def text() -> str:
+        parts = [kubectl("get", "mopt,jobs,pods", "-n", namespace, "-o", "yaml", check=False).stdout[-6000:]]
+        if operator is not None:
+            parts.append(operator.tail())
+        return "\n".join(parts)
+    return text
+
+
+# -- a) admission ----------------------------------------------------------------------------
+
+ORT = {"name": "ort", "backend": "onnxruntime"}
+INVALID = [
+    ("int8-without-calibration", [{**ORT, "precision": "int8"}], "int8 targets need spec.calibration"),
+    ("options-of-another-backend", [{**ORT, "tensorrt": {}}], "options block tensorrt is only for backend tensorrt"),
+    ("duplicate-target-names", [ORT, ORT], "target names must be unique"),
+    ("unknown-precision", [{**ORT, "precision": "fp64"}], 'spec.targets[0].precision: Unsupported value: "fp64"'),
+]
+
+
+@pytest.mark.parametrize(("name", "targets", "message"), INVALID, ids=[case[0] for case in INVALID])
+def test_invalid_spec_is_rejected_at_admission_with_the_fields_message(
+        kubectl: Kubectl, crd: None, name: str, targets: list[dict[str, Any]], message: str) -> None:
+    manifest = yaml.safe_dump(resource(name, "default", targets))
+
+    result = kubectl("apply", "-f", "-", input=manifest, check=False)
+
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+
+
+# -- b) least privilege ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("verb", "what", "allowed"), [
+    ("create", "jobs.batch", "yes"), ("patch", "modeloptimizations.kubeopt.io/status", "yes"),
+    ("get", "secrets", "no"), ("create", "pods", "no"), ("list", "kopfpeerings.kopf.dev", "no"),
+])
+def test_the_charts_service_account_may_do_only_what_the_operator_needs(
+        kubectl: Kubectl, operator_account: tuple[Path, str], verb: str, what: str, allowed: str) -> None:
+    result = kubectl("auth", "can-i", verb, what, "-n", "default", f"--as={operator_account[1]}", check=False)
+
+    assert result.stdout.strip() == allowed
+
+
+def test_helm_chart_lints_and_renders_its_crd_byte_identical(helm_offline: Helm) -> None:
+    lint = helm_offline("lint", str(CHART))
+    rendered = helm_offline("template", "kubeopt", str(CHART), "--namespace", "kubeopt-system",
+                            "--set", "serviceMonitor.enabled=true", "--include-crds").stdout
+
+    kinds = {doc["kind"] for doc in yaml.safe_load_all(rendered) if doc}
+    assert "0 chart(s) failed" in lint.stdout
+    assert {"Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "ServiceMonitor",
+            "CustomResourceDefinition"} <= kinds
+    assert (CHART / "crds" / CRD.name).read_bytes() == CRD.read_bytes()
+
+
+# -- c, d) the whole job ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def finished_run(kubectl: Kubectl, operator: OperatorProcess, kubelet: FakeKubelet, storage: S3Store,
+                 s3_server: S3Server) -> dict[str, Any]:
+    """fp32 and int8 ONNX Runtime targets of the digits CNN, run to the end."""
+    namespace = new_namespace(kubectl, "e2e-run")
+    storage_secret(kubectl, namespace, s3_server)
+    body = resource("digits", namespace, [
+        {"name": "ort-fp32", "backend": "onnxruntime", "precision": "fp32"},
+        {"name": "ort-int8", "backend": "onnxruntime", "precision": "int8"},
+    ], calibration={"uri": "s3://models/digits/calibration.npz", "samples": 256, "method": "minmax"},
+        validation={"uri": "s3://models/digits/validation.npz",
+                    "budget": {"maxTop1Drop": 0.03, "maxRelativeError": 0.2}},
+        storage=storage_spec(s3_server), parallelism=2)
+    kubectl.apply(yaml.safe_dump(body))
+    jobs = eventually("two target Jobs", lambda: len(jobs_of(kubectl, namespace)) == 2 and jobs_of(kubectl, namespace),
+                      explain=explain(kubectl, namespace, operator))
+
+    done = eventually("Ready or Stalled", lambda: settled(kubectl, "digits", namespace), timeout=420,
+                      explain=explain(kubectl, namespace, operator))
+    assert condition(done, "Ready").get("status") == "True", done.get("status")
+    return {"namespace": namespace, "jobs": jobs, "resource": done}
+
+
+def test_each_target_gets_one_labelled_job_owned_by_the_resource(finished_run: dict[str, Any]) -> None:
+    jobs = finished_run["jobs"]
+    owner_uid = finished_run["resource"]["metadata"]["uid"]
+
+    assert sorted(j["metadata"]["labels"]["kubeopt.io/target"] for j in jobs) == ["ort-fp32", "ort-int8"]
+    for job in jobs:
+        assert len(job["metadata"]["name"]) <= 63
+        assert job["metadata"]["labels"]["kubeopt.io/optimization"] == "digits"
+        assert job["metadata"]["labels"]["kubeopt.io/generation"] == "1"
+        assert [o["uid"] for o in job["metadata"]["ownerReferences"]] == [owner_uid]
+
+
+def test_the_jobs_pods_pass_the_restricted_pod_security_standard(kubectl: Kubectl,
+                                                                  finished_run: dict[str, Any]) -> None:
+    pods = kubectl.json("get", "pods", "-n", finished_run["namespace"], "-l", SELECTOR)["items"]
+
+    assert pods  # admitted in a namespace that enforces "restricted"
+    context = pods[0]["spec"]["containers"][0]["securityContext"]
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_resource_becomes_ready_with_metrics_and_a_best_target(finished_run: dict[str, Any]) -> None:
+    status = finished_run["resource"]["status"]
+
+    targets = {t["name"]: t for t in status["targets"]}
+    assert {t["phase"] for t in targets.values()} == {"Succeeded"}
+    for target in targets.values():
+        assert float(target["metrics"]["throughput"]) > 0
+        assert target["metrics"]["batchSize"] == 32
+        assert target["attempts"] == 1
+    assert status["bestTarget"] in targets
+    assert status["best"]["target"] == status["bestTarget"]
+    assert float(status["bestSpeedup"]) > 0
+    assert status["phase"] == "Succeeded"
+    assert status["observedGeneration"] == 1
+    assert condition(finished_run["resource"], "Reconciling")["status"] == "False"
+    assert condition(finished_run["resource"], "Stalled")["status"] == "False"
+
+
+def test_every_target_artifact_verifies_against_its_manifest_in_the_bucket(
+        finished_run: dict[str, Any], storage: S3Store) -> None:
+    for target in finished_run["resource"]["status"]["targets"]:
+        uri = target["artifact"]["uri"]
+
+        entries = verify(storage, parse_uri(uri))
+
+        assert "model.onnx" in [e.path for e in entries], uri
+
+
+def test_kubectl_get_prints_phase_best_and_speedup(kubectl: Kubectl, finished_run: dict[str, Any]) -> None:
+    out = kubectl("get", "mopt", "-n", finished_run["namespace"]).stdout
+
+    header, row = out.splitlines()[:2]
+    assert header.split()[:4] == ["NAME", "PHASE", "BEST", "SPEEDUP"]
+    assert row.split()[:3] == ["digits", "Succeeded", finished_run["resource"]["status"]["bestTarget"]]
+
+
+def test_transitions_are_reported_as_events_on_the_resource(kubectl: Kubectl, finished_run: dict[str, Any]) -> None:
+    namespace = finished_run["namespace"]
+
+    def reasons() -> set[str] | None:
+        events = kubectl.json("get", "events", "-n", namespace,
+                              "--field-selector", "involvedObject.kind=ModelOptimization")["items"]
+        found = {e["reason"] for e in events}
+        return found if {"JobCreated", "TargetSucceeded", "Succeeded"} <= found else None
+
+    eventually("events JobCreated, TargetSucceeded, Succeeded", reasons, timeout=30)
+
+
+def test_metrics_endpoint_shows_per_target_gauges(operator: OperatorProcess, finished_run: dict[str, Any]) -> None:
+    namespace = finished_run["namespace"]
+
+    text = operator.metrics()
+
+    for target in ("ort-fp32", "ort-int8"):
+        labels = f'name="digits",namespace="{namespace}",target="{target}"'
+        assert f"kubeopt_target_throughput_samples_per_second{{{labels}}}" in text
+        assert f"kubeopt_target_speedup_ratio{{{labels}}}" in text
+    assert 'kubeopt_optimizations{phase="Succeeded"}' in text
+    assert "kubeopt_target_jobs_created_total" in text
+
+
+# -- e) restart --------------------------------------------------------------------------------
+
+def test_restarted_operator_creates_no_duplicate_jobs_and_collects_every_result(
+        kubectl: Kubectl, operator: OperatorProcess, kubelet: FakeKubelet, storage: S3Store,
+        s3_server: S3Server) -> None:
+    namespace = new_namespace(kubectl, "e2e-restart")
+    storage_secret(kubectl, namespace, s3_server)
+    body = resource("restart", namespace, [
+        {"name": "ort-all", "backend": "onnxruntime", "onnxruntime": {"graphOptimizationLevel": "all"}},
+        {"name": "ort-basic", "backend": "onnxruntime", "onnxruntime": {"graphOptimizationLevel": "basic"}},
+    ], storage=storage_spec(s3_server), parallelism=1)
+    kubectl.apply(yaml.safe_dump(body))
+    eventually("the first Job", lambda: jobs_of(kubectl, namespace), explain=explain(kubectl, namespace, operator))
+
+    operator.kill()
+    first = eventually("the first Job to finish while the operator is down",
+                       lambda: [j for j in jobs_of(kubectl, namespace) if j["status"].get("succeeded")],
+                       timeout=240, explain=explain(kubectl, namespace))
+    operator.start()
+
+    done = eventually("Ready or Stalled after the restart", lambda: settled(kubectl, "restart", namespace),
+                      timeout=300, explain=explain(kubectl, namespace, operator))
+    assert condition(done, "Ready").get("status") == "True", done.get("status")
+    jobs = jobs_of(kubectl, namespace)
+    assert len(jobs) == 2
+    assert first[0]["metadata"]["name"] in {j["metadata"]["name"] for j in jobs}
+    assert [t["phase"] for t in done["status"]["targets"]] == ["Succeeded", "Succeeded"]
+    assert all(t["metrics"]["throughput"] for t in done["status"]["targets"])
+    ran = [r for r in kubelet.finished() if r.namespace == namespace]
+    assert len(ran) == 2
+
+
+# -- stuck: Unschedulable --------------------------------------------------------------------
+
+def test_a_pod_no_node_can_take_stalls_the_resource_with_the_schedulers_message(
+        kubectl: Kubectl, operator: OperatorProcess, crd: None) -> None:
+    namespace = new_namespace(kubectl, "e2e-stuck")
+    body = resource("gpu", namespace, [{"name": "trt", "backend": "tensorrt", "precision": "fp16"}],
+                    resources={"gpu": 1})
+    kubectl.apply(yaml.safe_dump(body))
+    pod = eventually("the target's pod", lambda: kubectl.json("get", "pods", "-n", namespace)["items"],
+                     explain=explain(kubectl, namespace, operator))[0]
+    message = "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."
+    started = time.monotonic()
+
+    # What the scheduler writes when no node fits the pod.
+    kubectl("patch", "pod", pod["metadata"]["name"], "-n", namespace, "--subresource=status", "--type=merge",
+            "-p", json.dumps({"status": {"conditions": [{"type": "PodScheduled", "status": "False",
+                                                         "reason": "Unschedulable", "message": message}]}}))
+
+    def stalled() -> dict[str, Any] | None:
+        got: dict[str, Any] = kubectl.json("get", "mopt", "gpu", "-n", namespace)
+        return got if condition(got, "Stalled").get("status") == "True" else None
+
+    done = eventually("Stalled=True", stalled, timeout=60, explain=explain(kubectl, namespace, operator))
+    assert time.monotonic() - started < 60
+    assert condition(done, "Stalled")["reason"] == "Unschedulable"
+    assert message in condition(done, "Stalled")["message"]
+    assert done["status"]["targets"][0]["reason"] == "Unschedulable"
+    assert condition(done, "Ready")["status"] == "False"
+
+
+# -- f) generations and deletion ---------------------------------------------------------------
+
+def test_spec_change_replaces_old_generation_jobs_and_deletion_collects_them(
+        kubectl: Kubectl, operator: OperatorProcess, crd: None) -> None:
+    namespace = new_namespace(kubectl, "e2e-gen")
+    body = resource("gen", namespace, [{"name": "trt", "backend": "tensorrt", "precision": "fp16"}],
+                    resources={"gpu": 1})  # no node takes it: the Job keeps running
+    kubectl.apply(yaml.safe_dump(body))
+    old = eventually("the first generation's Job", lambda: jobs_of(kubectl, namespace),
+                     explain=explain(kubectl, namespace, operator))[0]["metadata"]["name"]
+
+    kubectl("patch", "mopt", "gen", "-n", namespace, "--type=merge",
+            "-p", json.dumps({"spec": {"benchmark": {"iterations": 20}}}))
+
+    def replaced() -> list[dict[str, Any]] | None:
+        jobs = jobs_of(kubectl, namespace)
+        live = [j for j in jobs if not j["metadata"].get("deletionTimestamp")]
+        return live if [j["metadata"]["labels"]["kubeopt.io/generation"] for j in live] == ["2"] else None
+
+    new = eventually("only a generation-2 Job", replaced, explain=explain(kubectl, namespace, operator))
+    assert new[0]["metadata"]["name"] != old
+
+    def observed() -> dict[str, Any] | None:
+        got: dict[str, Any] = kubectl.json("get", "mopt", "gen", "-n", namespace)
+        return got if got.get("status", {}).get("observedGeneration") == 2 else None
+
+    status = eventually("status of generation 2", observed)["status"]
+    assert [t["jobName"] for t in status["targets"]] == [new[0]["metadata"]["name"]]
+    assert {c["observedGeneration"] for c in status["conditions"]} == {2}
+
+    kubectl("delete", "mopt", "gen", "-n", namespace, "--wait=false")
+
+    eventually("the garbage collector to delete the Jobs", lambda: not jobs_of(kubectl, namespace), timeout=90,
+               explain=explain(kubectl, namespace))
