@@ -91,7 +91,12 @@ def _target_result(summary: Summary | None, target: str) -> TargetSummary | None
 
 
 def _failure(job: dict[str, Any], pods: list[dict[str, Any]], target: str) -> tuple[str, str, TargetSummary | None]:
-    """(reason, message, result) of a failed Job."""
+    """(reason, message, result) of a failed Job: its deadline, else what its newest finished pod says."""
+    failed = _condition(job, "Failed") or {}
+    if failed.get("reason") == "DeadlineExceeded":
+        seconds = (job.get("spec") or {}).get("activeDeadlineSeconds")
+        return (Reason.DEADLINE_EXCEEDED.value,
+                f"the Job ran past spec.activeDeadlineSeconds ({seconds}s): raise it or shrink the benchmark", None)
     for pod in _newest_first(pods):
         state = _terminated(pod)
         if state is None:
@@ -104,15 +109,10 @@ def _failure(job: dict[str, Any], pods: list[dict[str, Any]], target: str) -> tu
             return result.reason.value, result.message, result
         if summary is not None and summary.reason is not Reason.SUCCEEDED:
             return summary.reason.value, summary.message, result
-        if _condition(job, "Failed") and (_condition(job, "Failed") or {}).get("reason") == "DeadlineExceeded":
-            break
         code = int(state.get("exitCode") or 0)
         if code:
             tail = (state.get("message") or "").strip()[-300:]
             return reason_for_exit_code(code).value, f"exit code {code}" + (f": {tail}" if tail else ""), None
-    failed = _condition(job, "Failed") or {}
-    if failed.get("reason") == "DeadlineExceeded":
-        return Reason.DEADLINE_EXCEEDED.value, "the Job ran past spec.activeDeadlineSeconds", None
     reason = str(failed.get("reason") or Reason.INTERNAL_ERROR.value)
     return reason, str(failed.get("message") or "the Job failed"), None
 

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import json
+
+from kubeopt.api.reasons import EXIT_CODES, PERMANENT, Reason
+from kubeopt.controller.jobs import build_job, permanent_exit_codes
+from kubeopt.controller.settings import OperatorSettings
+
+from .conftest import owner, parsed
+
+
+def _build(settings: OperatorSettings, target: int = 0, **overrides: object) -> dict:
+    o = owner(**overrides)
+    spec = parsed(o)
+    return build_job(o, spec, spec.targets[target], settings)
+
+
+def _container(job: dict) -> dict:
+    return job["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_worker_runs_kubeopt_with_the_resource_json_and_no_shell(settings: OperatorSettings) -> None:
+    command = _container(_build(settings))["command"]
+
+    assert command[:2] == ["kubeopt", "run"]
+    assert command[command.index("--target") + 1] == "ort-fp32"
+    assert command[command.index("--termination-log") + 1] == "/dev/termination-log"
+    assert command[command.index("--workspace") + 1] == "/workspace"
+    document = json.loads(command[command.index("--spec-json") + 1])
+    assert document["metadata"] == {"name": "digits", "namespace": "ml"}
+    assert document["spec"]["targets"][0]["name"] == "ort-fp32"
+
+
+def test_pod_runs_as_non_root_on_a_read_only_root_filesystem(settings: OperatorSettings) -> None:
+    job = _build(settings)
+
+    context = _container(job)["securityContext"]
+    assert context["runAsNonRoot"] is True
+    assert context["runAsUser"] == 65532
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert job["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+
+
+def test_scratch_space_is_an_empty_dir_at_workspace_and_tmp(settings: OperatorSettings) -> None:
+    job = _build(settings)
+
+    mounts = {m["mountPath"]: m["name"] for m in _container(job)["volumeMounts"]}
+    volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
+    assert set(mounts) == {"/workspace", "/tmp"}
+    assert all("emptyDir" in volumes[name] for name in mounts.values())
+
+
+def test_gpu_limit_is_set_only_when_gpus_are_asked_for(settings: OperatorSettings) -> None:
+    with_gpu = _container(_build(settings, resources={"gpu": 2, "memory": "8Gi"}))["resources"]
+    without = _container(_build(settings, resources={"gpu": 0}))["resources"]
+
+    assert with_gpu["limits"] == {"nvidia.com/gpu": "2", "memory": "8Gi"}
+    assert with_gpu["requests"] == {"memory": "8Gi"}
+    assert "nvidia.com/gpu" not in without.get("limits", {})
+
+
+def test_node_selector_and_tolerations_are_passed_to_the_pod(settings: OperatorSettings) -> None:
+    pod = _build(settings, resources={"nodeSelector": {"gpu": "h100"},
+                                      "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists",
+                                                       "effect": "NoSchedule"}]})["spec"]["template"]["spec"]
+
+    assert pod["nodeSelector"] == {"gpu": "h100"}
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def test_pod_failure_policy_fails_the_job_at_once_on_permanent_exit_codes(settings: OperatorSettings) -> None:
+    job = _build(settings)
+
+    rule = job["spec"]["podFailurePolicy"]["rules"][0]
+    assert rule["action"] == "FailJob"
+    assert rule["onExitCodes"]["containerName"] == "worker"
+    assert rule["onExitCodes"]["values"] == permanent_exit_codes()
+    assert EXIT_CODES[Reason.ACCURACY_BUDGET_EXCEEDED] in rule["onExitCodes"]["values"]
+    assert EXIT_CODES[Reason.STORAGE_ERROR] not in rule["onExitCodes"]["values"]
+    assert len(permanent_exit_codes()) == len(PERMANENT)
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_storage_credentials_come_only_from_the_secret(settings: OperatorSettings) -> None:
+    container = _container(_build(settings, storage={"secretRef": {"name": "s3"}, "endpoint": "http://minio:9000",
+                                                     "region": "eu-1"}))
+
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert container["envFrom"] == [{"secretRef": {"name": "s3"}}]
+    assert env["AWS_ENDPOINT_URL_S3"] == "http://minio:9000"
+    assert env["AWS_REGION"] == "eu-1"
+    assert not any("SECRET" in name or "KEY" in name for name in env)
+
+
+def test_job_limits_come_from_the_spec(settings: OperatorSettings) -> None:
+    spec = _build(settings, backoffLimit=3, activeDeadlineSeconds=600, ttlSecondsAfterFinished=60)["spec"]
+
+    assert (spec["backoffLimit"], spec["activeDeadlineSeconds"], spec["ttlSecondsAfterFinished"]) == (3, 600, 60)
+    assert "ttlSecondsAfterFinished" not in _build(settings)["spec"]
+
+
+def test_job_and_pod_carry_the_kubeopt_labels(settings: OperatorSettings) -> None:
+    job = _build(settings, target=1)
+
+    assert job["metadata"]["labels"]["kubeopt.io/target"] == "trt-fp16"
+    assert job["spec"]["template"]["metadata"]["labels"] == job["metadata"]["labels"]
+    assert job["metadata"]["name"].startswith("digits-trt-fp16-")
+
+
+def test_termination_message_falls_back_to_logs_on_error(settings: OperatorSettings) -> None:
+    assert _container(_build(settings))["terminationMessagePolicy"] == "FallbackToLogsOnError"

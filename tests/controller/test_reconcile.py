@@ -1,0 +1,141 @@
+"""The reconciler against a recording cluster: what it creates, writes and announces."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from kubeopt.controller.metrics import Metrics
+from kubeopt.controller.plan import expected_names
+from kubeopt.controller.reconcile import Reconciler, View
+from kubeopt.controller.settings import OperatorSettings
+
+from .conftest import cond, job, owner, parsed, pod, spec_dict, summary_text
+
+
+@dataclass
+class RecordingCluster:
+    created: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    statuses: list[dict[str, Any]] = field(default_factory=list)
+    events: list[tuple[str, str, bool]] = field(default_factory=list)
+
+    def create_job(self, owner_body: Mapping[str, Any], job: dict[str, Any]) -> bool:
+        self.created.append(job["metadata"]["name"])
+        return True
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        self.deleted.append(name)
+
+    def suspend_job(self, namespace: str, name: str, suspend: bool) -> None:
+        pass
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.statuses.append(status)
+
+    def event(self, body: Mapping[str, Any], reason: str, message: str, warning: bool = False) -> None:
+        self.events.append((reason, message, warning))
+
+
+def _body(generation: int = 1, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "kubeopt.io/v1alpha1", "kind": "ModelOptimization",
+            "metadata": {"name": "digits", "namespace": "ml", "generation": generation, "uid": "u1"},
+            "spec": spec_dict(**spec)}
+
+
+def _reconciler() -> tuple[Reconciler, RecordingCluster, CollectorRegistry]:
+    cluster, registry = RecordingCluster(), CollectorRegistry()
+    return Reconciler(OperatorSettings(), Metrics(registry), cluster, now=lambda: "now"), cluster, registry
+
+
+def test_first_reconcile_creates_jobs_up_to_parallelism_and_reports_reconciling() -> None:
+    reconciler, cluster, _ = _reconciler()
+
+    reconciler.reconcile(("ml", "digits"), lambda: View(body=_body(), jobs=[], pods_by_job={}))
+
+    assert len(cluster.created) == 1
+    status = cluster.statuses[-1]
+    assert [t["phase"] for t in status["targets"]] == ["Pending", "Pending"]
+    assert {c["type"]: c["status"] for c in status["conditions"]}["Reconciling"] == "True"
+    assert ("JobCreated", f"target ort-fp32: created Job {cluster.created[0]}", False) in cluster.events
+
+
+def test_a_second_reconcile_before_the_watch_sees_the_job_creates_nothing_more() -> None:
+    reconciler, cluster, _ = _reconciler()
+    view = View(body=_body(), jobs=[], pods_by_job={})
+
+    reconciler.reconcile(("ml", "digits"), lambda: view)
+    reconciler.reconcile(("ml", "digits"), lambda: view)
+
+    assert len(cluster.created) == 1
+
+
+def test_finished_jobs_make_the_resource_ready_with_a_best_target_and_metrics() -> None:
+    reconciler, cluster, registry = _reconciler()
+    o = owner()
+    names = expected_names(o, parsed(o))
+    jobs = [job(names["ort-fp32"], conditions=[cond("Complete")], succeeded=1),
+            job(names["trt-fp16"], conditions=[cond("Failed", "PodFailurePolicy")], failed=1)]
+    pods = {names["ort-fp32"]: [pod(exit_code=0, message=summary_text("ort-fp32", speedup=2.0))],
+            names["trt-fp16"]: [pod(exit_code=16, message="backend tensorrt not available in this image")]}
+
+    reconciler.reconcile(("ml", "digits"), lambda: View(body=_body(), jobs=jobs, pods_by_job=pods))
+
+    status = cluster.statuses[-1]
+    assert status["phase"] == "Succeeded"
+    assert (status["bestTarget"], status["bestSpeedup"]) == ("ort-fp32", "2.0")
+    assert status["targets"][1]["reason"] == "BackendUnavailable"
+    assert {c["type"]: c["status"] for c in status["conditions"]}["Ready"] == "True"
+    assert registry.get_sample_value("kubeopt_target_jobs_succeeded_total", {"namespace": "ml"}) == 1
+    assert registry.get_sample_value("kubeopt_target_jobs_failed_total",
+                                     {"namespace": "ml", "reason": "BackendUnavailable"}) == 1
+    assert any(reason == "TargetFailed" and warning for reason, _, warning in cluster.events)
+
+
+def test_an_unchanged_status_is_not_written_again() -> None:
+    reconciler, cluster, _ = _reconciler()
+    view = View(body=_body(), jobs=[], pods_by_job={})
+
+    reconciler.reconcile(("ml", "digits"), lambda: view)
+    reconciler.reconcile(("ml", "digits"), lambda: view)
+
+    assert len(cluster.statuses) == 1
+
+
+def test_a_new_generation_deletes_old_running_jobs_and_clears_the_best() -> None:
+    reconciler, cluster, _ = _reconciler()
+    o = owner()
+    old = expected_names(o, parsed(o))["ort-fp32"]
+
+    reconciler.reconcile(("ml", "digits"), lambda: View(body=_body(generation=2), jobs=[job(old, active=1)],
+                                                         pods_by_job={}))
+
+    assert cluster.deleted == [old]
+    assert cluster.created and old not in cluster.created
+    status = cluster.statuses[-1]
+    assert status["observedGeneration"] == 2
+    assert status["best"] is None and status["bestTarget"] is None
+
+
+def test_an_invalid_stored_spec_stalls_with_invalid_spec() -> None:
+    reconciler, cluster, _ = _reconciler()
+    body = _body()
+    body["spec"]["targets"] = [{"name": "ort", "backend": "onnxruntime", "precision": "int8"}]
+
+    reconciler.reconcile(("ml", "digits"), lambda: View(body=body, jobs=[], pods_by_job={}))
+
+    stalled = {c["type"]: c for c in cluster.statuses[-1]["conditions"]}["Stalled"]
+    assert (stalled["status"], stalled["reason"]) == ("True", "InvalidSpec")
+    assert "calibration" in stalled["message"]
+    assert cluster.created == []
+
+
+def test_a_resource_gone_from_the_index_is_left_alone() -> None:
+    reconciler, cluster, _ = _reconciler()
+
+    reconciler.reconcile(("ml", "digits"), lambda: None)
+
+    assert cluster.statuses == [] and cluster.created == []
