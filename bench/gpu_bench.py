@@ -93,10 +93,15 @@ def build_model(name: str) -> tuple[torch.nn.Module, dict[str, Any], np.ndarray]
 
 
 def export(model: torch.nn.Module, samples: np.ndarray, path: Path) -> None:
-    model.eval()
+    """Export on the device the model will run on: attention kernels return different strides
+    on CUDA than on the CPU, and the exported graph's views depend on them."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.eval().to(device)
     batch = torch.export.Dim("batch", min=1, max=4096)
-    program = torch.export.export(model, (torch.from_numpy(samples[:2]),), dynamic_shapes=({0: batch},))
+    example = (torch.from_numpy(samples[:2]).to(device),)
+    program = torch.export.export(model, example, dynamic_shapes=({0: batch},))
     torch.export.save(program, str(path))
+    model.cpu()
 
 
 def eager_references(model: torch.nn.Module, input_name: str, data: Dataset, settings: Benchmark,
