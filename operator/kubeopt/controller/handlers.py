@@ -22,7 +22,7 @@ from kubeopt.controller.reconcile import Key, Reconciler, View
 
 log = logging.getLogger(__name__)
 OWNED = {MANAGED_BY: MANAGED_BY_VALUE}
-POD_FIELDS = ("metadata", "status")
+RETRY_SECONDS = 10  # a failed reconcile of the resource itself is retried this soon
 
 
 def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -81,9 +81,10 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
         reconciler.reconcile(key, lambda: _view(key, indexes["mopt_index"], indexes["job_index"],
                                                 indexes["pod_index"]))
 
-    @resource.resume(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
-    @resource.create(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
-    @resource.update(GROUP, VERSION, PLURAL, field="spec", id="reconcile", registry=registry)
+    @resource.resume(GROUP, VERSION, PLURAL, id="reconcile", backoff=RETRY_SECONDS, registry=registry)
+    @resource.create(GROUP, VERSION, PLURAL, id="reconcile", backoff=RETRY_SECONDS, registry=registry)
+    @resource.update(GROUP, VERSION, PLURAL, field="spec", id="reconcile", backoff=RETRY_SECONDS,
+                     registry=registry)
     def on_change(**kwargs: Any) -> None:
         run((kwargs["namespace"], kwargs["name"]), kwargs)
 

@@ -60,6 +60,8 @@ def build_registry(settings: OperatorSettings, metrics: Metrics) -> kopf.Operato
 def run_operator(namespaces: list[str] | None, metrics_port: int) -> int:
     """Run until SIGTERM/SIGINT; returns the process exit code."""
     settings = settings_from_process(namespaces, metrics_port)
+    # kopf logs every successful handler call; Jobs and pods change often. Failures still show.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     return run_with(settings)
 
 
