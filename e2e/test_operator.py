@@ -328,6 +328,20 @@ def test_metrics_endpoint_shows_per_target_gauges(operator: OperatorProcess, fin
     assert "kubeopt_target_jobs_created_total" in text
 
 
+def test_deleting_the_resource_removes_its_jobs_and_series_and_keeps_its_artifacts(
+        kubectl: Kubectl, operator: OperatorProcess, finished_run: dict[str, Any], storage: S3Store) -> None:
+    namespace = finished_run["namespace"]
+
+    kubectl("delete", "mopt", "digits", "-n", namespace, "--wait=false")
+
+    eventually("the garbage collector to delete the Jobs", lambda: not jobs_of(kubectl, namespace), timeout=90,
+               explain=explain(kubectl, namespace))
+    series = f'name="digits",namespace="{namespace}"'
+    eventually("the per-target series to go", lambda: series not in operator.metrics(), timeout=30)
+    for target in finished_run["resource"]["status"]["targets"]:
+        assert verify(storage, parse_uri(target["artifact"]["uri"]))
+
+
 # -- e) restart --------------------------------------------------------------------------------
 
 def test_restarted_operator_creates_no_duplicate_jobs_and_collects_every_result(

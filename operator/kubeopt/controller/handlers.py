@@ -4,7 +4,8 @@ Everything is driven by watches. Three indexes keep what the watches saw (kopf f
 before any other handler runs, so a restarted operator knows its Jobs before it acts):
 resources by (namespace, name), Jobs and pods by their resource's (namespace, name). A change
 of the resource (create, update, resume) or of one of its Jobs or pods reconciles that
-resource. Handlers are registered on a registry passed in, never the global one.
+resource; its deletion drops its metric series. Handlers are registered on a registry passed
+in, never the global one.
 """
 
 from __future__ import annotations
@@ -88,10 +89,12 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
     def on_change(**kwargs: Any) -> None:
         run((kwargs["namespace"], kwargs["name"]), kwargs)
 
-    @resource.delete(GROUP, VERSION, PLURAL, optional=True, id="forget", registry=registry)
-    def on_delete(**kwargs: Any) -> None:
-        # Jobs go through their owner references (garbage collector); artifacts stay.
-        reconciler.forget(kwargs["namespace"], kwargs["name"])
+    # No finalizer: Jobs go through their owner references (garbage collector) and artifacts
+    # stay, so the operator only forgets the resource once the watch reports it gone.
+    @resource.event(GROUP, VERSION, PLURAL, id="forget", registry=registry)
+    def on_gone(**kwargs: Any) -> None:
+        if kwargs["type"] == "DELETED":
+            reconciler.forget(kwargs["namespace"], kwargs["name"])
 
     @resource.event("batch", "v1", "jobs", labels=OWNED, id="job_changed", registry=registry)
     def on_job(**kwargs: Any) -> None:
