@@ -438,3 +438,23 @@ def test_spec_change_replaces_old_generation_jobs_and_deletion_collects_them(
 
     eventually("the garbage collector to delete the Jobs", lambda: not jobs_of(kubectl, namespace), timeout=90,
                explain=explain(kubectl, namespace))
+
+
+def test_a_suspended_resource_starts_no_jobs_until_resumed(kubectl: Kubectl, operator: OperatorProcess,
+                                                            crd: None) -> None:
+    namespace = new_namespace(kubectl, "e2e-suspend")
+    body = resource("held", namespace, [{"name": "trt", "backend": "tensorrt", "precision": "fp16"}],
+                    resources={"gpu": 1}, suspend=True)
+    kubectl.apply(yaml.safe_dump(body))
+
+    def suspended() -> dict[str, Any] | None:
+        got: dict[str, Any] = kubectl.json("get", "mopt", "held", "-n", namespace)
+        return got if got.get("status", {}).get("phase") == "Suspended" else None
+
+    held = eventually("phase Suspended", suspended, explain=explain(kubectl, namespace, operator))
+    assert condition(held, "Ready")["reason"] == "Suspended"
+    assert jobs_of(kubectl, namespace) == []
+
+    kubectl("patch", "mopt", "held", "-n", namespace, "--type=merge", "-p", '{"spec": {"suspend": false}}')
+
+    eventually("a Job once resumed", lambda: jobs_of(kubectl, namespace), explain=explain(kubectl, namespace, operator))

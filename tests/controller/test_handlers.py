@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from typing import Any
+
+from kubeopt.controller.handlers import _owner_key, _pod_record, _view
+
+
+def test_jobs_and_pods_are_keyed_by_their_resources_namespace_and_name() -> None:
+    assert _owner_key("ml", {"kubeopt.io/optimization": "digits"}) == ("ml", "digits")
+    assert _owner_key("ml", {}) is None
+    assert _owner_key(None, {"kubeopt.io/optimization": "digits"}) is None
+
+
+def test_a_pod_record_keeps_only_what_the_status_needs() -> None:
+    body = {"metadata": {"name": "p", "labels": {"job-name": "j"}, "creationTimestamp": "t", "managedFields": [1]},
+            "spec": {"containers": [{"command": ["kubeopt", "run", "--spec-json", "{...}"]}]},
+            "status": {"phase": "Running"}}
+
+    record = _pod_record(body)
+
+    assert record == {"metadata": {"name": "p", "labels": {"job-name": "j"}, "creationTimestamp": "t"},
+                      "status": {"phase": "Running"}}
+
+
+def test_the_view_groups_pods_by_their_job() -> None:
+    key = ("ml", "digits")
+    pods = [{"metadata": {"labels": {"batch.kubernetes.io/job-name": "j1"}}},
+            {"metadata": {"labels": {"job-name": "j2"}}}, {"metadata": {"labels": {}}}]
+    indexes: dict[str, dict[Any, list[Any]]] = {
+        "mopt": {key: [{"metadata": {"name": "digits"}}]}, "job": {key: [{"metadata": {"name": "j1"}}]},
+        "pod": {key: pods}}
+
+    view = _view(key, indexes["mopt"], indexes["job"], indexes["pod"])  # type: ignore[arg-type]
+
+    assert view is not None
+    assert sorted(view.pods_by_job) == ["j1", "j2"]
+    assert _view(("ml", "other"), indexes["mopt"], indexes["job"], indexes["pod"]) is None  # type: ignore[arg-type]
