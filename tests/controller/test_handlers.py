@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+import pytest
+
+import kubeopt.controller.handlers as handlers
 from kubeopt.controller.handlers import _owner_key, _pod_record, _view
 
 
@@ -35,3 +39,20 @@ def test_the_view_groups_pods_by_their_job() -> None:
     assert view is not None
     assert sorted(view.pods_by_job) == ["j1", "j2"]
     assert _view(("ml", "other"), indexes["mopt"], indexes["job"], indexes["pod"]) is None  # type: ignore[arg-type]
+
+
+def test_a_failed_reconcile_after_an_event_is_retried_later(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(handlers, "RETRY_SECONDS", 0.01)
+    calls: list[int] = []
+    done = threading.Event()
+
+    def flaky(key: Any, indexes: Any) -> None:
+        calls.append(1)
+        if len(calls) < 3:
+            raise RuntimeError("API server hiccup")
+        done.set()
+
+    handlers._guarded(flaky, ("ml", "digits"), {})
+
+    assert done.wait(5)
+    assert len(calls) == 3

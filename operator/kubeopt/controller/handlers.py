@@ -11,7 +11,8 @@ in, never the global one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
@@ -23,7 +24,8 @@ from kubeopt.controller.reconcile import Key, Reconciler, View
 
 log = logging.getLogger(__name__)
 OWNED = {MANAGED_BY: MANAGED_BY_VALUE}
-RETRY_SECONDS = 10  # a failed reconcile of the resource itself is retried this soon
+RETRY_SECONDS = 10  # a failed reconcile is retried this soon
+EVENT_RETRIES = 5
 
 
 def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -58,8 +60,6 @@ def _view(key: Key, mopt_index: kopf.Index[Any, Any], job_index: kopf.Index[Any,
 
 def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
     """Register every handler on ``registry``; they act through ``reconciler``."""
-    resource = kopf.on  # the decorators, bound to the registry below
-
     @kopf.on.login(id="login", registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
@@ -82,34 +82,40 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
         reconciler.reconcile(key, lambda: _view(key, indexes["mopt_index"], indexes["job_index"],
                                                 indexes["pod_index"]))
 
-    @resource.resume(GROUP, VERSION, PLURAL, id="reconcile", backoff=RETRY_SECONDS, registry=registry)
-    @resource.create(GROUP, VERSION, PLURAL, id="reconcile", backoff=RETRY_SECONDS, registry=registry)
-    @resource.update(GROUP, VERSION, PLURAL, field="spec", id="reconcile", backoff=RETRY_SECONDS,
+    @kopf.on.resume(GROUP, VERSION, PLURAL, id="reconcile", backoff=RETRY_SECONDS, registry=registry)
+    @kopf.on.create(GROUP, VERSION, PLURAL, id="reconcile", backoff=RETRY_SECONDS, registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", id="reconcile", backoff=RETRY_SECONDS,
                      registry=registry)
     def on_change(**kwargs: Any) -> None:
         run((kwargs["namespace"], kwargs["name"]), kwargs)
 
     # No finalizer: Jobs go through their owner references (garbage collector) and artifacts
     # stay, so the operator only forgets the resource once the watch reports it gone.
-    @resource.event(GROUP, VERSION, PLURAL, id="forget", registry=registry)
+    @kopf.on.event(GROUP, VERSION, PLURAL, id="forget", registry=registry)
     def on_gone(**kwargs: Any) -> None:
         if kwargs["type"] == "DELETED":
             reconciler.forget(kwargs["namespace"], kwargs["name"])
 
-    @resource.event("batch", "v1", "jobs", labels=OWNED, id="job_changed", registry=registry)
+    @kopf.on.event("batch", "v1", "jobs", labels=OWNED, id="job_changed", registry=registry)
     def on_job(**kwargs: Any) -> None:
         _guarded(run, _owner_key(kwargs["namespace"], kwargs["labels"]), kwargs)
 
-    @resource.event("", "v1", "pods", labels=OWNED, id="pod_changed", registry=registry)
+    @kopf.on.event("", "v1", "pods", labels=OWNED, id="pod_changed", registry=registry)
     def on_pod(**kwargs: Any) -> None:
         _guarded(run, _owner_key(kwargs["namespace"], kwargs["labels"]), kwargs)
 
 
-def _guarded(run: Any, key: Key | None, indexes: Mapping[str, Any]) -> None:
-    """Event handlers are not retried by kopf: log a failure; the next event reconciles again."""
+def _guarded(run: Callable[[Key, Mapping[str, Any]], None], key: Key | None, indexes: Mapping[str, Any],
+             attempt: int = 1) -> None:
+    """Event handlers are not retried by kopf: after a failure, reconcile again in a few seconds
+    (a one-shot timer, up to ``EVENT_RETRIES`` times), unless another event comes first."""
     if key is None:
         return
     try:
         run(key, indexes)
     except Exception:
-        log.exception("reconciling %s/%s after a Job or pod change failed", *key)
+        log.exception("reconciling %s/%s after a Job or pod change failed (attempt %d)", *key, attempt)
+        if attempt < EVENT_RETRIES:
+            timer = threading.Timer(RETRY_SECONDS, _guarded, (run, key, indexes, attempt + 1))
+            timer.daemon = True
+            timer.start()
