@@ -15,7 +15,6 @@ from kubeopt.worker.frameworks import require
 from kubeopt.worker.runners import ORT_LEVELS, OrtRunner, choose_providers
 from kubeopt.worker.source import Representation
 
-
 UNSUPPORTED_SIGNS = ("NOT_IMPLEMENTED", "Could not find an implementation", "is not a registered function/op")
 
 
