@@ -72,7 +72,7 @@ def build(out: Path, epochs: int = 15) -> dict[str, Path]:
     torch.export.save(program, str(paths["pt2"]))
     torch.jit.save(torch.jit.trace(model, example), str(paths["torchscript"]))
     torch.onnx.export(model, example, str(paths["onnx"]), input_names=[INPUT_NAME], output_names=["logits"],
-                      dynamic_shapes=({0: batch},), dynamo=True, verbose=False)
+                      dynamic_shapes=({0: batch},), dynamo=True, verbose=False, external_data=False)
     np.savez(paths["calibration"], **{INPUT_NAME: x_train})
     np.savez(paths["validation"], **{INPUT_NAME: x_test, "labels": y_test})
     print(f"digits CNN: test accuracy {accuracy:.4f} on {len(y_test)} held-out images; wrote {out}",

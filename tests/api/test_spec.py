@@ -97,3 +97,11 @@ def test_wrong_kind_is_rejected() -> None:
 
     with pytest.raises(SpecError, match=r"apiVersion/kind must be kubeopt.io/v1alpha1 ModelOptimization"):
         parse_resource(document)
+
+
+def test_triton_layout_refuses_torch_compile_targets() -> None:
+    document = with_spec(targets=[{"name": "tc", "backend": "torch-compile"}],
+                         output={"uri": "s3://out/x", "layout": "triton"})
+
+    with pytest.raises(SpecError, match=r"output.layout triton serves onnxruntime and tensorrt targets"):
+        parse_resource(document)

@@ -116,3 +116,17 @@ def test_a_second_run_reuses_the_stored_compile_cache(digits: dict[str, Path], r
 
     assert code == 0, output
     assert message is not None and message["targets"][0]["cache_hit"] is True
+
+
+def test_triton_layout_publishes_a_model_repository(digits: dict[str, Path], tmp_path: Path) -> None:
+    resource = digits_resource(digits["onnx"], "onnx", tmp_path / "repo", [{"name": "ort", "backend": "onnxruntime"}],
+                               validation={"uri": str(digits["validation"])})
+    resource["spec"]["output"]["layout"] = "triton"
+
+    code, output, _ = run_kubeopt(tmp_path, resource)
+
+    assert code == 0, output
+    config = (tmp_path / "repo" / "ort" / "ort" / "config.pbtxt").read_text()
+    assert 'platform: "onnxruntime_onnx"' in config and "max_batch_size: 32" in config
+    entries = {e.path for e in verify(LocalStore(), parse_uri(str(tmp_path / "repo" / "ort")))}
+    assert "ort/1/model.onnx" in entries

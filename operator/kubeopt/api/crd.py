@@ -95,6 +95,12 @@ def spec_schema() -> dict[str, Any]:
             "message": "spec.selection.batchSize must be one of spec.benchmark.batchSizes",
             "fieldPath": ".selection.batchSize",
         },
+        {
+            "rule": "!has(self.output.layout) || self.output.layout != 'triton' || "
+            "self.targets.all(t, t.backend in ['onnxruntime', 'tensorrt'])",
+            "message": "output.layout triton serves onnxruntime and tensorrt targets only",
+            "fieldPath": ".output.layout",
+        },
     ]
     schema["properties"]["targets"]["items"]["x-kubernetes-validations"] = [
         {

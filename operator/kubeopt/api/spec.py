@@ -223,6 +223,9 @@ OPTION_FIELD_BY_BACKEND: dict[BackendName, str] = {
 }
 
 
+TRITON_BACKENDS = frozenset({BackendName.ONNXRUNTIME, BackendName.TENSORRT})
+
+
 class Calibration(Model):
     """INT8 calibration data and method."""
 
@@ -387,6 +390,11 @@ def cross_field_errors(spec: ModelOptimizationSpec) -> list[str]:
                     f"{where}: options block {to_camel(field)} does not match backend "
                     f"{target.backend.value}; use {to_camel(expected)}"
                 )
+    if spec.output.layout is OutputLayout.TRITON:
+        for index, target in enumerate(spec.targets):
+            if target.backend not in TRITON_BACKENDS:
+                errors.append(f"spec.targets[{index}] ({target.name}): output.layout triton serves onnxruntime and "
+                              f"tensorrt targets, not {target.backend.value}; use layout plain")
     batch = spec.selection.batch_size
     if batch is not None and batch not in spec.benchmark.batch_sizes:
         errors.append(f"spec.selection.batchSize: {batch} is not one of spec.benchmark.batchSizes")

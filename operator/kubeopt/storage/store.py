@@ -132,14 +132,20 @@ class S3Store:
         self._call("write", dest, lambda: self._client.put_object(Bucket=dest.bucket, Key=dest.key, Body=data))
 
     def get_file(self, source: StorageURI, dest: Path) -> None:
-        keys = list(self.list(source))
-        if len(keys) > 1 or (keys and keys[0].key != source.key):
-            for item in keys:  # a prefix: download the tree (SavedModel folders)
-                relative = item.key[len(source.key.rstrip("/")) + 1:]
-                self.get_file(item, dest / relative)
+        """Download one object, or every object under ``source/`` when it names a folder (SavedModel)."""
+        if not source.key.endswith("/") and self.exists(source):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            self._call("download", source, lambda: self._client.download_file(source.bucket, source.key, str(dest)))
             return
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        self._call("download", source, lambda: self._client.download_file(source.bucket, source.key, str(dest)))
+        folder = StorageURI("s3", source.bucket, source.key.rstrip("/") + "/")
+        items = list(self.list(folder))
+        if not items:
+            raise ObjectNotFound(f"{source}: no such object")
+        for item in items:
+            relative = item.key[len(folder.key):]
+            dest.joinpath(relative).parent.mkdir(parents=True, exist_ok=True)
+            self._call("download", item, lambda i=item, r=relative: self._client.download_file(
+                i.bucket, i.key, str(dest / r)))
 
     def get_bytes(self, source: StorageURI) -> bytes:
         response = self._call("read", source, lambda: self._client.get_object(Bucket=source.bucket, Key=source.key))

@@ -139,9 +139,10 @@ def quantize_torch_x86(module: Any, example: tuple[Any, ...], data: Dataset | No
             config.input_activation, observer_or_fake_quant_ctr=observers.MinMaxObserver.with_args(eps=2**-12))
         config = x86.QuantizationConfig(act, act, config.weight, config.bias, False)
     quantizer = x86.X86InductorQuantizer().set_global(config)
-    batch = torch.export.Dim("batch", min=1, max=65536)
     try:
-        exported = torch.export.export(module, example, dynamic_shapes=tuple({0: batch} for _ in example)).module()
+        # AUTO: keep whatever batch range the source program already allows.
+        dynamic = tuple({0: torch.export.Dim.AUTO} for _ in example)
+        exported = torch.export.export(module, example, dynamic_shapes=dynamic).module()
     except Exception as error:
         raise UnsupportedOp(f"int8 torch-compile: torch.export failed: {str(error).splitlines()[0][:300]}") from error
     prepared = pt2e.prepare_pt2e(exported, quantizer)

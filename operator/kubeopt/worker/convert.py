@@ -38,9 +38,9 @@ def torch2onnx(module: Any, fmt: ModelFormat, inputs: list[TensorSpec], example:
                 torch.onnx.export(module, args, str(dest), input_names=names, dynamo=False,
                                   dynamic_axes={name: {0: "batch"} for name in names}, opset_version=ONNX_OPSET)
             else:
-                batch = torch.export.Dim("batch", min=1, max=65536)
                 torch.onnx.export(module, args, str(dest), input_names=names, dynamo=True,
-                                  dynamic_shapes=tuple({0: batch} for _ in names), opset_version=ONNX_OPSET,
+                                  dynamic_shapes=tuple({0: torch.export.Dim.AUTO} for _ in names),
+                                  opset_version=ONNX_OPSET,
                                   verbose=False, external_data=False)
     except Exception as error:
         text = str(error)

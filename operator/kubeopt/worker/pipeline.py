@@ -18,7 +18,15 @@ from typing import Any
 import numpy as np
 
 from kubeopt.api.reasons import Reason
-from kubeopt.api.spec import ModelOptimization, ModelOptimizationSpec, Precision, Target, to_wire
+from kubeopt.api.spec import (
+    ModelFormat,
+    ModelOptimization,
+    ModelOptimizationSpec,
+    OutputLayout,
+    Precision,
+    Target,
+    to_wire,
+)
 from kubeopt.storage.errors import ObjectNotFound, StorageError
 from kubeopt.storage.manifest import MANIFEST_NAME, verify
 from kubeopt.storage.publish import publish_folder
@@ -42,6 +50,7 @@ from kubeopt.worker.results import TargetResult
 from kubeopt.worker.runners import Runner
 from kubeopt.worker.select import choose_best, selection_batch
 from kubeopt.worker.source import SourceModel
+from kubeopt.worker.triton import to_triton_layout
 
 log = logging.getLogger(__name__)
 EXAMPLE_BATCH = 2  # torch.export specializes a dimension of size 1, so examples use 2
@@ -140,7 +149,10 @@ def _targets(run: _Run) -> list[Target]:
 def _prepare(run: _Run, targets: list[Target]) -> tuple[SourceModel, Dataset, Dataset | None, Runner]:
     spec, progress = run.spec, run.settings.progress
     progress(f"load: {spec.model.format.value} model from {spec.model.uri}")
-    model_path = run.fetch(spec.model.uri, run.workspace / "source" / "model", ModelNotFound, "model.uri")
+    model_path = run.fetch(spec.model.uri, run.workspace / "source" / _model_file_name(spec), ModelNotFound,
+                           "model.uri")
+    if spec.model.format is ModelFormat.ONNX:
+        _fetch_external_data(run, spec.model.uri, model_path)
     calibration = None
     if spec.calibration is not None and any(t.precision is Precision.INT8 for t in targets):
         progress(f"calibration data: {spec.calibration.uri}")
@@ -153,6 +165,24 @@ def _prepare(run: _Run, targets: list[Target]) -> tuple[SourceModel, Dataset, Da
     source = SourceModel(spec.model, model_path, run.workspace / "source", run.settings.device, example)
     progress(f"baseline: {DESCRIPTIONS[source.family]} on {run.settings.device}")
     return source, validation, calibration, baseline_runner(source)
+
+
+def _model_file_name(spec: ModelOptimizationSpec) -> str:
+    name = spec.model.uri.rstrip("/").rsplit("/", 1)[-1]
+    return name or "model"
+
+
+def _fetch_external_data(run: _Run, uri: str, model_path: Path) -> None:
+    """ONNX weights over 2 GiB (and the torch exporter's default) live in <model>.onnx.data beside it."""
+    data_uri = run.uri(uri + ".data")
+    if data_uri.scheme == "file":
+        return  # already beside the model
+    store = run.store(data_uri)
+    try:
+        if store.exists(data_uri):
+            store.get_file(data_uri, model_path.with_name(model_path.name + ".data"))
+    except StorageError as error:
+        raise StorageFailure(f"model.uri: {error}") from error
 
 
 def _validation_data(run: _Run, calibration: Dataset | None) -> Dataset:
@@ -239,6 +269,8 @@ def _publish_target(run: _Run, result: TargetResult) -> TargetResult:
     (folder / "report.html").write_text(report.render_html(single))
     if result.calibration:
         (folder / "calibration.json").write_text(report.render_json(result.calibration))
+    if run.spec.output.layout is OutputLayout.TRITON:
+        to_triton_layout(folder, target, max(run.spec.benchmark.batch_sizes))
     dest = run.uri(run.spec.output.uri).join(target.name)
     metadata = {"target": target.name, "backend": target.backend.value, "precision": target.precision.value,
                 "resource": run.resource.metadata.name, "spec": to_wire(run.spec)}
