@@ -49,7 +49,7 @@ from kubeopt.worker.errors import (
 from kubeopt.worker.results import TargetResult
 from kubeopt.worker.runners import Runner
 from kubeopt.worker.select import choose_best, selection_batch
-from kubeopt.worker.source import SourceModel
+from kubeopt.worker.source import FAMILY, SourceModel
 from kubeopt.worker.triton import to_triton_layout
 
 log = logging.getLogger(__name__)
@@ -287,14 +287,8 @@ def _report(run: _Run, results: list[TargetResult], best: str | None, batch: int
     return report.build_report(
         results, name=run.resource.metadata.name,
         model={"uri": spec.model.uri, "format": spec.model.format.value, "task": spec.model.task.value},
-        baseline=DESCRIPTIONS[_family(spec)], device=describe_device(run.settings.device),
+        baseline=DESCRIPTIONS[FAMILY[spec.model.format]], device=describe_device(run.settings.device),
         versions=library_versions(), batch=batch, objective=spec.selection.objective.value, best=best)
-
-
-def _family(spec: ModelOptimizationSpec) -> Any:
-    from kubeopt.worker.source import FAMILY
-
-    return FAMILY[spec.model.format]
 
 
 def _finish(run: _Run, results: list[TargetResult], source: SourceModel | None,
