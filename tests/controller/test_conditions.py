@@ -71,3 +71,21 @@ def test_transition_time_changes_only_when_the_status_does() -> None:
     assert again["Reconciling"].last_transition_time == "t1"
     assert done["Reconciling"].last_transition_time == "t3"
     assert done["Stalled"].last_transition_time == "t1"
+
+
+def test_a_suspended_resource_is_neither_ready_nor_reconciling_and_says_suspended() -> None:
+    targets = [TargetStatus(name="a", phase=Phase.PENDING, reason="Suspended"),
+               TargetStatus(name="b", phase=Phase.SUCCEEDED)]
+
+    got = _by_type(conditions(verdict(targets, None, suspended=True), 3, [], "now"))
+
+    assert (got["Ready"].status, got["Ready"].reason) == ("False", "Suspended")
+    assert (got["Reconciling"].status, got["Reconciling"].reason) == ("False", "Suspended")
+    assert got["Stalled"].status == "False"
+    assert got["Ready"].message.startswith("Suspended: spec.suspend is true; 1/2 targets unfinished")
+
+
+def test_a_suspended_resource_whose_targets_all_finished_is_ready() -> None:
+    result = verdict([TargetStatus(name="a", phase=Phase.SUCCEEDED)], None, suspended=True)
+
+    assert (result.ready, result.reason) == (True, "Succeeded")

@@ -20,6 +20,7 @@ from .conftest import cond, job, owner, parsed, pod, spec_dict, summary_text
 class RecordingCluster:
     created: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    patched: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     statuses: list[dict[str, Any]] = field(default_factory=list)
     events: list[tuple[str, str, bool]] = field(default_factory=list)
 
@@ -30,8 +31,8 @@ class RecordingCluster:
     def delete_job(self, namespace: str, name: str) -> None:
         self.deleted.append(name)
 
-    def suspend_job(self, namespace: str, name: str, suspend: bool) -> None:
-        pass
+    def patch_job(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
+        self.patched.append((name, spec))
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.statuses.append(status)
@@ -105,13 +106,13 @@ def test_an_unchanged_status_is_not_written_again() -> None:
     assert len(cluster.statuses) == 1
 
 
-def test_a_new_generation_deletes_old_running_jobs_and_clears_the_best() -> None:
+def test_a_change_of_the_work_deletes_old_running_jobs_and_clears_the_best() -> None:
     reconciler, cluster, _ = _reconciler()
     o = owner()
     old = expected_names(o, parsed(o))["ort-fp32"]
+    body = _body(generation=2, benchmark={"iterations": 20})
 
-    reconciler.reconcile(("ml", "digits"), lambda: View(body=_body(generation=2), jobs=[job(old, active=1)],
-                                                         pods_by_job={}))
+    reconciler.reconcile(("ml", "digits"), lambda: View(body=body, jobs=[job(old, active=1)], pods_by_job={}))
 
     assert cluster.deleted == [old]
     assert cluster.created and old not in cluster.created
@@ -139,3 +140,73 @@ def test_a_resource_gone_from_the_index_is_left_alone() -> None:
     reconciler.reconcile(("ml", "digits"), lambda: None)
 
     assert cluster.statuses == [] and cluster.created == []
+
+
+def _conditions(status: dict[str, Any]) -> dict[str, tuple[str, str, int]]:
+    return {c["type"]: (c["status"], c["reason"], c["observedGeneration"]) for c in status["conditions"]}
+
+
+def test_suspending_suspends_the_running_job_and_keeps_it() -> None:
+    reconciler, cluster, _ = _reconciler()
+    o = owner()
+    name = expected_names(o, parsed(o))["ort-fp32"]
+    body = _body(generation=2, suspend=True)
+
+    reconciler.reconcile(("ml", "digits"), lambda: View(body=body, jobs=[job(name, active=1)], pods_by_job={}))
+
+    assert (cluster.created, cluster.deleted) == ([], [])
+    assert cluster.patched == [(name, {"suspend": True})]
+    status = cluster.statuses[-1]
+    assert (status["phase"], status["observedGeneration"]) == ("Suspended", 2)
+    assert status["targets"][0]["jobName"] == name
+    got = _conditions(status)
+    assert got["Ready"] == ("False", "Suspended", 2)
+    assert got["Reconciling"] == ("False", "Suspended", 2)
+    assert got["Stalled"][0] == "False"
+    assert any(reason == "JobSuspended" and name in message for reason, message, _ in cluster.events)
+
+
+def test_resuming_resumes_the_same_job_and_starts_nothing_new() -> None:
+    reconciler, cluster, _ = _reconciler()
+    o = owner()
+    name = expected_names(o, parsed(o))["ort-fp32"]
+    held = job(name, suspend=True, conditions=[cond("Suspended")])
+
+    reconciler.reconcile(("ml", "digits"), lambda: View(body=_body(generation=3), jobs=[held], pods_by_job={}))
+
+    assert (cluster.created, cluster.deleted) == ([], [])
+    assert cluster.patched == [(name, {"suspend": False})]
+    assert _conditions(cluster.statuses[-1])["Reconciling"] == ("True", "Progressing", 3)
+
+
+def test_a_parallelism_change_keeps_the_jobs_and_starts_the_next_target() -> None:
+    reconciler, cluster, _ = _reconciler()
+    o = owner()
+    names = expected_names(o, parsed(o))
+
+    reconciler.reconcile(("ml", "digits"), lambda: View(body=_body(generation=2, parallelism=2),
+                                                         jobs=[job(names["ort-fp32"], active=1)], pods_by_job={}))
+
+    assert cluster.deleted == []
+    assert cluster.created == [names["trt-fp16"]]
+
+
+def test_a_result_recorded_before_a_generation_that_keeps_the_work_stays_and_is_not_counted_again() -> None:
+    reconciler, cluster, registry = _reconciler()
+    o = owner()
+    names = expected_names(o, parsed(o))
+    finished = [job(names["ort-fp32"], conditions=[cond("Complete")], succeeded=1)]
+    pods = {names["ort-fp32"]: [pod(exit_code=0, message=summary_text("ort-fp32", speedup=2.0))]}
+    reconciler.reconcile(("ml", "digits"), lambda: View(body=_body(), jobs=finished, pods_by_job=pods))
+
+    # generation 2 only sets a TTL; the finished Job is then removed by it.
+    reconciler.reconcile(("ml", "digits"), lambda: View(body=_body(generation=2, ttlSecondsAfterFinished=0),
+                                                         jobs=[], pods_by_job={}))
+
+    status = cluster.statuses[-1]
+    assert status["observedGeneration"] == 2
+    assert status["targets"][0]["phase"] == "Succeeded" and status["targets"][0]["jobName"] == names["ort-fp32"]
+    assert status["bestTarget"] == "ort-fp32"
+    assert names["ort-fp32"] not in cluster.created
+    assert registry.get_sample_value("kubeopt_target_jobs_succeeded_total", {"namespace": "ml"}) == 1
+    assert [reason for reason, _, _ in cluster.events].count("TargetSucceeded") == 1

@@ -46,8 +46,13 @@ class KubeCluster:
             if error.status != 404:
                 raise
 
-    def suspend_job(self, namespace: str, name: str, suspend: bool) -> None:
-        self.batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": suspend}})
+    def patch_job(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
+        """Merge ``spec`` into the Job's spec (suspend, ttlSecondsAfterFinished; None removes)."""
+        try:
+            self.batch.patch_namespaced_job(name, namespace, {"spec": spec})
+        except ApiException as error:
+            if error.status != 404:  # deleted meanwhile (its TTL, the resource's deletion)
+                raise
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         try:

@@ -1,6 +1,8 @@
 """kstatus conditions: Ready, Reconciling and Stalled, each with observedGeneration.
 
 - Jobs still to run or running: Reconciling=True, Ready=False.
+- spec.suspend with targets unfinished: Ready=False and Reconciling=False, both with reason
+  Suspended (the Jobs are kept, suspended, and nothing progresses until it is false again).
 - Everything finished and at least one target succeeded: Ready=True.
 - Everything finished and none succeeded, or every unfinished target blocked behind a pod that
   cannot be scheduled: Stalled=True with the reason a person can act on.
@@ -17,6 +19,7 @@ from kubeopt.api.status import Best, Condition, Phase, TargetStatus
 READY = "Ready"
 RECONCILING = "Reconciling"
 STALLED = "Stalled"
+SUSPENDED = "Suspended"
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,10 @@ def verdict(targets: Sequence[TargetStatus], best: Best | None, suspended: bool,
         return Verdict(False, False, True, first.reason or "Failed",
                        f"every target failed; {first.name}: {first.message or first.reason}")
     if suspended:
-        return Verdict(False, False, False, "Suspended", "spec.suspend is true: no new Jobs start")
+        waiting = len(targets) - len(done)
+        return Verdict(False, False, False, SUSPENDED,
+                       f"Suspended: spec.suspend is true; {waiting}/{len(targets)} targets unfinished, their "
+                       "Jobs suspended and kept, none started; set it to false to resume")
     unfinished = [t for t in targets if not _finished(t)]
     stuck = [t for t in unfinished if t.reason == "Unschedulable"]
     running = [t for t in unfinished if t.phase is Phase.RUNNING]
@@ -66,7 +72,8 @@ def conditions(result: Verdict, generation: int, previous: Sequence[Condition], 
     before = {c.type: c for c in previous}
     wanted = [
         (READY, result.ready, result.reason if result.ready else _not_ready_reason(result)),
-        (RECONCILING, result.reconciling, result.reason if result.reconciling else "Idle"),
+        (RECONCILING, result.reconciling, result.reason if result.reconciling or result.reason == SUSPENDED
+         else "Idle"),
         (STALLED, result.stalled, result.reason if result.stalled else "NotStalled"),
     ]
     out: list[Condition] = []
@@ -80,4 +87,4 @@ def conditions(result: Verdict, generation: int, previous: Sequence[Condition], 
 
 
 def _not_ready_reason(result: Verdict) -> str:
-    return result.reason if result.stalled or result.reason == "Suspended" else "Reconciling"
+    return result.reason if result.stalled or result.reason == SUSPENDED else "Reconciling"

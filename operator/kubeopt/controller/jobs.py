@@ -5,6 +5,10 @@ user on a read-only root filesystem; scratch space is an emptyDir at /workspace 
 A pod failure policy fails the Job at once when the worker exits with a permanent reason's
 code (a retry cannot fix an invalid spec or an exceeded accuracy budget); other failures use
 ``backoffLimit``. The termination message carries the worker's JSON summary.
+
+The resource the pod reads is the target's work (``names.work``), exactly what the Job's name
+hashes: a Job kept across a change of ``suspend``, ``parallelism`` or
+``ttlSecondsAfterFinished`` computes what a new one would.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 from kubeopt.api.reasons import EXIT_CODES, PERMANENT
 from kubeopt.api.spec import GROUP, KIND, VERSION, ModelOptimizationSpec, Target, to_wire
-from kubeopt.controller.names import WORKER_CONTAINER, job_labels, job_name
+from kubeopt.controller.names import WORKER_CONTAINER, job_labels, job_name, work
 from kubeopt.controller.settings import OperatorSettings
 
 WORKSPACE = "/workspace"
@@ -39,32 +43,25 @@ def permanent_exit_codes() -> list[int]:
     return sorted(EXIT_CODES[reason] for reason in PERMANENT)
 
 
-def resource_json(owner: Owner) -> str:
-    """The resource as the worker reads it from ``--spec-json`` (no status, no managed fields)."""
+def resource_json(owner: Owner, target: str) -> str:
+    """The resource as the worker reads it from ``--spec-json``: its name and the target's work."""
     document = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": KIND,
         "metadata": {"name": owner.name, "namespace": owner.namespace},
-        "spec": owner.spec,
+        "spec": work(owner.spec, target),
     }
     return json.dumps(document, separators=(",", ":"), sort_keys=True)
 
 
-def raw_target(owner: Owner, name: str) -> dict[str, Any]:
-    """The target's spec exactly as stored (the Job name's hash covers it)."""
-    for target in owner.spec.get("targets", []):
-        if target.get("name") == name:
-            return dict(target)
-    raise KeyError(name)
-
-
 def target_job_name(owner: Owner, target: Target) -> str:
-    return job_name(owner.name, target.name, owner.generation, raw_target(owner, target.name))
+    """The Job name of ``target``'s current work (the same across generations that keep it)."""
+    return job_name(owner.name, target.name, work(owner.spec, target.name))
 
 
 def worker_command(owner: Owner, target: Target) -> list[str]:
     return [
-        "kubeopt", "run", "--spec-json", resource_json(owner), "--target", target.name,
+        "kubeopt", "run", "--spec-json", resource_json(owner, target.name), "--target", target.name,
         "--termination-log", TERMINATION_LOG, "--workspace", WORKSPACE,
     ]
 

@@ -1,10 +1,13 @@
 """Deterministic names and labels of the Jobs the operator owns.
 
-A Job's name is ``<resource>-<target>-<hash>`` where the hash covers the resource's
-generation and the target's spec: the same generation always yields the same name (so a
-restarted operator finds its Jobs, and a 409 on create means "already there"), while a spec
-change yields new names. Names stay within the 63 characters of a DNS label, because the Job
-controller copies the Job's name into a pod label.
+A Job's name is ``<resource>-<target>-<hash>`` where the hash is a fingerprint of the
+target's *work*: the spec as stored, less the fields that only say how Jobs are run
+(``suspend``, ``parallelism``, ``ttlSecondsAfterFinished``), with ``targets`` narrowed to this
+target. The same work always yields the same name (so a restarted operator finds its Jobs, a
+409 on create means "already there", and suspending, resuming or changing the parallelism
+keeps the Jobs), while a change of what a Job computes or where it publishes yields new
+names. Names stay within the 63 characters of a DNS label, because the Job controller copies
+the Job's name into a pod label.
 """
 
 from __future__ import annotations
@@ -24,9 +27,25 @@ GENERATION_LABEL = "kubeopt.io/generation"
 WORKER_CONTAINER = "worker"
 
 
-def spec_hash(generation: int, target: dict[str, Any]) -> str:
-    """A short, stable hash of a generation and a target's spec (camelCase wire form)."""
-    text = json.dumps({"generation": generation, "target": target}, sort_keys=True, separators=(",", ":"))
+# Spec fields (camelCase wire form) that change how many Jobs run or how long they are kept,
+# never what one computes: not part of the work, so changing them keeps the Jobs.
+NOT_WORK = frozenset({"suspend", "parallelism", "ttlSecondsAfterFinished"})
+
+
+def work(spec: dict[str, Any], target: str) -> dict[str, Any]:
+    """What one target's Job computes and where it publishes: ``spec`` less ``NOT_WORK``, with
+    ``targets`` narrowed to the target named (wire form, as stored); KeyError when absent."""
+    chosen = [dict(t) for t in spec.get("targets") or [] if t.get("name") == target]
+    if not chosen:
+        raise KeyError(target)
+    result = {key: value for key, value in spec.items() if key not in NOT_WORK}
+    result["targets"] = chosen[:1]
+    return result
+
+
+def spec_hash(work: dict[str, Any]) -> str:
+    """A short, stable hash of a target's work (``work()``)."""
+    text = json.dumps(work, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
 
 
@@ -35,9 +54,9 @@ def _fit(text: str, limit: int) -> str:
     return text[:limit].rstrip("-")
 
 
-def job_name(resource: str, target: str, generation: int, target_spec: dict[str, Any]) -> str:
-    """``<resource>-<target>-<hash>``, at most 63 characters, deterministic."""
-    suffix = spec_hash(generation, target_spec)
+def job_name(resource: str, target: str, work: dict[str, Any]) -> str:
+    """``<resource>-<target>-<hash of the work>``, at most 63 characters, deterministic."""
+    suffix = spec_hash(work)
     stem = _fit(f"{resource}-{target}", MAX_NAME - HASH_LENGTH - 1)
     return f"{stem}-{suffix}"
 
@@ -51,7 +70,10 @@ def label_value(text: str) -> str:
 
 
 def job_labels(resource: str, target: str, generation: int) -> dict[str, str]:
-    """The labels every target Job and its pods carry; the watches select on them."""
+    """The labels every target Job and its pods carry; the watches select on them.
+
+    ``generation`` is the resource's generation when the Job was created; a Job kept across
+    later generations (its work unchanged) keeps it."""
     return {
         MANAGED_BY: MANAGED_BY_VALUE,
         OPTIMIZATION_LABEL: label_value(resource),

@@ -161,7 +161,9 @@ def observe(job: dict[str, Any], pods: list[dict[str, Any]], target: str) -> Obs
         return replace(base, phase=Phase.FAILED, reason=reason, message=message, result=result,
                        completion_time=completion)
     if _condition(job, "Suspended"):
-        return replace(base, reason="Suspended", message="the Job is suspended")
+        return replace(base, reason="Suspended",
+                       message="the Job is suspended (spec.suspend is true or no parallelism slot is "
+                               "free); it is kept and resumes later")
     waiting = _waiting_reason(pods)
     if waiting is not None:
         reason, message, stuck = waiting

@@ -4,7 +4,9 @@ The only module here that writes to the API server (through a ``Cluster`` passed
 runs for the resource's own changes and for every change of its Jobs and pods, serialized
 per resource. What it reads comes from kopf's indexes (the watches' caches), so nothing is
 polled; Jobs just created but not yet seen by the watch are remembered so that parallelism
-holds and nothing is created twice.
+holds and nothing is created twice. A new generation that keeps a target's work (``suspend``,
+``parallelism``, ``ttlSecondsAfterFinished``) keeps its Job, its in-flight record and its
+recorded result; status always speaks of the current generation.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class Cluster(Protocol):
 
     def create_job(self, owner_body: Mapping[str, Any], job: dict[str, Any]) -> bool: ...
     def delete_job(self, namespace: str, name: str) -> None: ...
-    def suspend_job(self, namespace: str, name: str, suspend: bool) -> None: ...
+    def patch_job(self, namespace: str, name: str, spec: dict[str, Any]) -> None: ...
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None: ...
     def event(self, body: Mapping[str, Any], reason: str, message: str, warning: bool = False) -> None: ...
 
@@ -57,7 +59,6 @@ class _Memory:
     lock: threading.Lock = field(default_factory=threading.Lock)
     in_flight: set[str] = field(default_factory=set)
     status: dict[str, Any] | None = None
-    generation: int | None = None
 
 
 def _now() -> str:
@@ -106,7 +107,7 @@ class Reconciler:
         meta = body["metadata"]
         owner = Owner(name=meta["name"], namespace=meta["namespace"], generation=int(meta.get("generation") or 1),
                       spec=dict(body.get("spec") or {}))
-        previous = self._previous(body, memory, owner.generation)
+        previous = self._previous(body, memory)
         try:
             spec = ModelOptimizationSpec.model_validate(owner.spec)
         except ValidationError as error:
@@ -117,25 +118,27 @@ class Reconciler:
         self._announce(body, owner, previous, status)
         self._write(key, body, memory, owner, status)
 
-    def _previous(self, body: Mapping[str, Any], memory: _Memory, generation: int) -> ModelOptimizationStatus:
+    def _previous(self, body: Mapping[str, Any], memory: _Memory) -> ModelOptimizationStatus:
         raw = memory.status if memory.status is not None else dict(body.get("status") or {})
-        status = ModelOptimizationStatus.model_validate(raw)
-        if memory.generation is not None and memory.generation != generation:
-            memory.in_flight.clear()
-        memory.generation = generation
-        return status
+        return ModelOptimizationStatus.model_validate(raw)
 
     def _act(self, view: View, owner: Owner, spec: ModelOptimizationSpec, previous: ModelOptimizationStatus,
              memory: _Memory) -> None:
         seen = {str(j["metadata"]["name"]) for j in view.jobs}
         memory.in_flight -= seen
+        memory.in_flight &= set(expected_names(owner, spec).values())  # names of older work are moot
         recorded = {t.name: t for t in previous.targets}
         plan = make_plan(owner, spec, view.jobs, recorded, memory.in_flight)
         for name in plan.delete:
             self.cluster.delete_job(owner.namespace, name)
-            self.cluster.event(view.body, "JobDeleted", f"deleted Job {name} of an older generation")
+            self.cluster.event(view.body, "JobDeleted", f"deleted Job {name}: its target's work changed or is gone")
         for name, suspend in plan.suspend:
-            self.cluster.suspend_job(owner.namespace, name, suspend)
+            self.cluster.patch_job(owner.namespace, name, {"suspend": suspend})
+            why = "spec.suspend is true" if spec.suspend else f"spec.parallelism is {spec.parallelism}"
+            self.cluster.event(view.body, "JobSuspended" if suspend else "JobResumed",
+                               f"suspended Job {name} ({why})" if suspend else f"resumed Job {name}")
+        for name, ttl in plan.ttl:
+            self.cluster.patch_job(owner.namespace, name, {"ttlSecondsAfterFinished": ttl})
         for target in plan.create:
             job = build_job(owner, spec, target, self.settings)
             created = self.cluster.create_job(view.body, job)
@@ -175,10 +178,15 @@ class Reconciler:
 
     def _announce(self, body: Mapping[str, Any], owner: Owner, previous: ModelOptimizationStatus,
                   status: ModelOptimizationStatus) -> None:
-        """An Event (and counters) for every target transition and for the resource's phase."""
-        before = {t.name: t for t in previous.targets if previous.observed_generation == owner.generation}
+        """An Event (and counters) for every target transition and for the resource's phase.
+
+        A target's previous state counts when it was of the same Job (the same work), whatever
+        the generation: a kept Job's result is neither announced nor counted twice."""
+        before = {t.name: t for t in previous.targets}
         for target in status.targets:
             old = before.get(target.name)
+            if old is not None and old.job_name != target.job_name:
+                old = None
             if old is not None and old.phase is target.phase and old.reason == target.reason:
                 continue
             if target.phase is Phase.PENDING and (old is None or target.reason is None):

@@ -1,8 +1,9 @@
 """The resource's status from its targets' observations: targets[], best, phase.
 
 Pure functions. Figures become strings (API conventions avoid floats). A target whose Job
-is gone (ttlSecondsAfterFinished) keeps the result recorded earlier for the same Job name;
-a target of an older generation is never carried over, because its Job name differs.
+is gone (ttlSecondsAfterFinished) keeps the result recorded earlier for the same Job name,
+whatever the generation since (a Job name is its target's work); a target whose work
+changed is never carried over, because its Job name differs.
 """
 
 from __future__ import annotations
