@@ -458,3 +458,71 @@ def test_a_suspended_resource_starts_no_jobs_until_resumed(kubectl: Kubectl, ope
     kubectl("patch", "mopt", "held", "-n", namespace, "--type=merge", "-p", '{"spec": {"suspend": false}}')
 
     eventually("a Job once resumed", lambda: jobs_of(kubectl, namespace), explain=explain(kubectl, namespace, operator))
+
+
+def test_suspend_and_parallelism_keep_the_jobs_and_resuming_runs_the_same_jobs_to_completion(
+        kubectl: Kubectl, operator: OperatorProcess, kubelet: FakeKubelet, storage: S3Store,
+        s3_server: S3Server) -> None:
+    namespace = new_namespace(kubectl, "e2e-pause")
+    storage_secret(kubectl, namespace, s3_server)
+    kubelet.hold(namespace)  # the pods wait, unbound: their Jobs stay active until released
+    try:
+        body = resource("pause", namespace, [
+            {"name": "ort-all", "backend": "onnxruntime", "onnxruntime": {"graphOptimizationLevel": "all"}},
+            {"name": "ort-basic", "backend": "onnxruntime", "onnxruntime": {"graphOptimizationLevel": "basic"}},
+        ], storage=storage_spec(s3_server), parallelism=1)
+        kubectl.apply(yaml.safe_dump(body))
+        why = explain(kubectl, namespace, operator)
+
+        def active(count: int) -> list[dict[str, Any]] | None:
+            jobs = jobs_of(kubectl, namespace)
+            return jobs if len(jobs) == count and all(j.get("status", {}).get("active") for j in jobs) else None
+
+        first = eventually("the first Job, active", lambda: active(1), explain=why)[0]["metadata"]
+
+        # parallelism 1 -> 2: the running Job is kept and the second target starts beside it.
+        kubectl("patch", "mopt", "pause", "-n", namespace, "--type=merge", "-p", '{"spec": {"parallelism": 2}}')
+        both = eventually("two active Jobs", lambda: active(2), explain=why)
+        uids = {j["metadata"]["name"]: j["metadata"]["uid"] for j in both}
+        names = [next(j["metadata"]["name"] for j in both if j["metadata"]["labels"]["kubeopt.io/target"] == t)
+                 for t in ("ort-all", "ort-basic")]
+        assert uids[first["name"]] == first["uid"]
+
+        # suspend: the same Jobs, suspended by the Job controller (no pods), and no new Job.
+        kubectl("patch", "mopt", "pause", "-n", namespace, "--type=merge", "-p", '{"spec": {"suspend": true}}')
+
+        def suspended() -> dict[str, Any] | None:
+            jobs = jobs_of(kubectl, namespace)
+            held = all(j["spec"].get("suspend") is True and not j.get("status", {}).get("active")
+                       and condition(j, "Suspended").get("status") == "True" for j in jobs)
+            got: dict[str, Any] = kubectl.json("get", "mopt", "pause", "-n", namespace)
+            status = got.get("status", {})
+            return got if held and status.get("phase") == "Suspended" and status.get("observedGeneration") == 3 \
+                and [t.get("reason") for t in status.get("targets", [])] == ["Suspended", "Suspended"] else None
+
+        paused = eventually("both Jobs suspended and phase Suspended", suspended, explain=why)
+        assert {j["metadata"]["name"]: j["metadata"]["uid"] for j in jobs_of(kubectl, namespace)} == uids
+        assert eventually("the suspended Jobs' pods gone",
+                          lambda: not kubectl.json("get", "pods", "-n", namespace)["items"], timeout=60,
+                          explain=why)
+        assert (condition(paused, "Ready")["status"], condition(paused, "Ready")["reason"]) == ("False", "Suspended")
+        assert (condition(paused, "Reconciling")["status"],
+                condition(paused, "Reconciling")["reason"]) == ("False", "Suspended")
+        assert condition(paused, "Stalled")["status"] == "False"
+        assert {c["observedGeneration"] for c in paused["status"]["conditions"]} == {3}
+        assert [t["jobName"] for t in paused["status"]["targets"]] == names
+
+        # resume: the same Jobs run to completion.
+        kubelet.release(namespace)
+        kubectl("patch", "mopt", "pause", "-n", namespace, "--type=merge", "-p", '{"spec": {"suspend": false}}')
+        done = eventually("Ready or Stalled after resuming", lambda: settled(kubectl, "pause", namespace),
+                          timeout=300, explain=why)
+    finally:
+        kubelet.release(namespace)
+    assert condition(done, "Ready").get("status") == "True", done.get("status")
+    assert done["status"]["observedGeneration"] == 4
+    jobs = jobs_of(kubectl, namespace)
+    assert {j["metadata"]["name"]: j["metadata"]["uid"] for j in jobs} == uids
+    assert all(j["status"].get("succeeded") == 1 and j["spec"].get("suspend") is False for j in jobs)
+    assert [(t["jobName"], t["phase"]) for t in done["status"]["targets"]] == [(n, "Succeeded") for n in names]
+    assert len([r for r in kubelet.finished() if r.namespace == namespace]) == 2

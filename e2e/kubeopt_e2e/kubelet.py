@@ -13,6 +13,7 @@ command, the arguments and env values to the directories standing in for them, a
 executable is mapped (``executables={"kubeopt": [".venv/bin/kubeopt"]}``). When the process
 exits, the termination message file's contents (or, with ``FallbackToLogsOnError`` and a
 failure, the log's tail) become ``state.terminated.message``, as on a real node.
+A namespace can be held (``hold``, ``release``): its new pods then stay Pending, unbound.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ class FakeKubelet:
         self.extra_env = dict(extra_env or {})
         self.poll_interval = poll_interval
         self.runs: dict[str, PodRun] = {}
+        self._held: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -120,6 +122,16 @@ class FakeKubelet:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+    def hold(self, namespace: str) -> None:
+        """Leave new pods of ``namespace`` Pending (not bound, not run) until ``release``: as
+        on a busy node, their Jobs count them active while nothing runs."""
+        with self._lock:
+            self._held.add(namespace)
+
+    def release(self, namespace: str) -> None:
+        with self._lock:
+            self._held.discard(namespace)
 
     def finished(self) -> list[PodRun]:
         with self._lock:
@@ -187,7 +199,8 @@ class FakeKubelet:
             return
         with self._lock:
             known = uid in self.runs
-        if known or pod.get("status", {}).get("phase") in ("Succeeded", "Failed") or not self._fits(pod):
+            held = meta["namespace"] in self._held
+        if known or held or pod.get("status", {}).get("phase") in ("Succeeded", "Failed") or not self._fits(pod):
             return
         if not pod["spec"].get("nodeName"):
             self._bind(meta["namespace"], meta["name"])
