@@ -9,7 +9,7 @@ set -euo pipefail
 
 log() { printf '[e2e/install-debian-tools.sh] %s\n' "$*" >&2; }
 
-if [ -x /usr/bin/promtool ] && [ -x /usr/bin/prometheus ]; then
+if [ -x /usr/bin/promtool ]; then
   log "prometheus and promtool already installed: $(/usr/bin/promtool --version 2>&1 | head -1)"
   exit 0
 fi
