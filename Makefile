@@ -25,8 +25,9 @@ demo: venv ## train the digits CNN, optimize it on this CPU (onnxruntime + torch
 	$(BIN)/kubeopt run examples/digits/optimization.yaml --termination-log out/digits-termination.json
 	@echo "HTML report: out/digits/_report/report.html"
 
-e2e-tools: ## build etcd, kube-apiserver, kube-controller-manager, MinIO and Helm from the Go module proxy (cached)
+e2e-tools: ## build etcd, kube-apiserver, kube-controller-manager, MinIO, Helm (Go module proxy, cached); Prometheus from Debian
 	bash e2e/build.sh
+	bash e2e/install-debian-tools.sh
 
 lint: venv ## ruff, mypy and the import layering contracts
 	$(BIN)/ruff check operator tests e2e examples bench
