@@ -14,7 +14,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[operator,onnxruntime,torch,demo,dev]'
+	$(BIN)/pip install -q -e '.[operator,onnxruntime,torch,tensorflow,demo,dev]'
 	touch $(STAMP)
 
 venv: $(STAMP) ## create .venv and install kubeopt with every CPU backend and the dev tools

@@ -7,8 +7,11 @@ device as the target, so every speedup is a ratio measured side by side.
 
 from __future__ import annotations
 
-from kubeopt.api.spec import OnnxRuntimeOptions
+from typing import Any
+
+from kubeopt.api.spec import ModelFormat, OnnxRuntimeOptions
 from kubeopt.worker.backends.onnxruntime import make_session
+from kubeopt.worker.errors import ModelCorrupt
 from kubeopt.worker.frameworks import require
 from kubeopt.worker.runners import OrtRunner, Runner, TorchRunner
 from kubeopt.worker.source import Representation, SourceModel
@@ -41,4 +44,25 @@ def baseline_runner(source: SourceModel) -> Runner:
     from kubeopt.worker.backends.tf_trt import TfRunner
 
     tf = require("tensorflow", "tf-trt")
-    return TfRunner(tf, tf.saved_model.load(str(source.path)).signatures["serving_default"])
+    if source.spec.format is ModelFormat.KERAS:
+        return TfRunner(tf, load_keras(tf, source), keras_inputs=names)
+    return TfRunner(tf, load_saved_model(tf, source).signatures["serving_default"])
+
+
+def load_keras(tf: Any, source: SourceModel) -> Any:
+    try:
+        return tf.keras.models.load_model(str(source.path))
+    except Exception as error:
+        raise ModelCorrupt(f"model.uri: {source.path.name} is not a readable Keras model: "
+                           f"{str(error).strip().splitlines()[0][:300]}") from error
+
+
+def load_saved_model(tf: Any, source: SourceModel) -> Any:
+    try:
+        loaded = tf.saved_model.load(str(source.path))
+    except Exception as error:
+        raise ModelCorrupt(f"model.uri: {source.path.name} is not a readable SavedModel: "
+                           f"{str(error).strip().splitlines()[0][:300]}") from error
+    if "serving_default" not in loaded.signatures:
+        raise ModelCorrupt("model.uri: the SavedModel has no serving_default signature")
+    return loaded

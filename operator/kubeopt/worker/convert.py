@@ -52,18 +52,46 @@ def torch2onnx(module: Any, fmt: ModelFormat, inputs: list[TensorSpec], example:
 
 
 def tf2onnx(saved_model: Path, fmt: ModelFormat, inputs: list[TensorSpec], dest: Path) -> Path:
-    """Convert a TensorFlow SavedModel or Keras file to ONNX with the tf2onnx package."""
-    tf = require("tensorflow", "tf-trt")
+    """Convert a Keras file or a TensorFlow SavedModel (serving_default signature) to ONNX.
+
+    tf2onnx names graph inputs after TensorFlow tensors ("pixels:0"); they are renamed to the
+    spec's input names so the ONNX model takes the same feeds as the source.
+    """
+    tf = require("tensorflow", "onnxruntime")
     converter = require("tf2onnx", "onnxruntime")
-    specs = tuple(tf.TensorSpec([None if d == -1 else d for d in s.shape], s.dtype, name=s.name) for s in inputs)
+    onnx = require("onnx", "onnxruntime")
+    dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         if fmt is ModelFormat.KERAS:
+            specs = tuple(tf.TensorSpec([None if d == -1 else d for d in s.shape], s.dtype, name=s.name)
+                          for s in inputs)
             model = tf.keras.models.load_model(str(saved_model))
             converter.convert.from_keras(model, input_signature=specs, opset=ONNX_OPSET, output_path=str(dest))
         else:
-            loaded = tf.saved_model.load(str(saved_model))
-            function = loaded.signatures["serving_default"]
-            converter.convert.from_function(function, input_signature=specs, opset=ONNX_OPSET, output_path=str(dest))
+            loader = require("tf2onnx.tf_loader", "onnxruntime")
+            graph, graph_inputs, graph_outputs = loader.from_saved_model(
+                str(saved_model), None, None, tag=None, signatures=["serving_default"])
+            converter.convert.from_graph_def(graph, input_names=graph_inputs, output_names=graph_outputs,
+                                             opset=ONNX_OPSET, output_path=str(dest))
     except Exception as error:
-        raise UnsupportedOp(f"tf2onnx: {str(error).splitlines()[0][:300]}") from error
+        raise UnsupportedOp(f"tf2onnx: {str(error).strip().splitlines()[0][:300]}") from error
+    model = onnx.load(str(dest))
+    rename_inputs(model, {s.name: s.name for s in inputs})
+    onnx.save(model, str(dest))
+    log.info("tf2onnx wrote %s", dest.name)
     return dest
+
+
+def rename_inputs(model: Any, wanted: dict[str, str]) -> None:
+    """Rename graph inputs such as "pixels:0" to "pixels" (and every use of them)."""
+    renames = {}
+    for graph_input in model.graph.input:
+        base = graph_input.name.split(":")[0]
+        if graph_input.name not in wanted and base in wanted:
+            renames[graph_input.name] = wanted[base]
+    for graph_input in model.graph.input:
+        graph_input.name = renames.get(graph_input.name, graph_input.name)
+    for node in model.graph.node:
+        for index, name in enumerate(node.input):
+            if name in renames:
+                node.input[index] = renames[name]

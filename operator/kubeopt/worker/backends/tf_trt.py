@@ -116,22 +116,37 @@ class TfTrtBackend:
         return Built(runner, compile_seconds, details=details, model_files=("saved_model",))
 
 
-class TfRunner:
-    """A TensorFlow concrete function; TF places it on the GPU when one is visible."""
+def _as_list(outputs: Any) -> list[Any]:
+    if isinstance(outputs, dict):
+        return [outputs[k] for k in sorted(outputs)]
+    if isinstance(outputs, list | tuple):
+        return list(outputs)
+    return [outputs]
 
-    def __init__(self, tf: Any, function: Any) -> None:
+
+class TfRunner:
+    """A TensorFlow signature (called with keyword feeds) or a Keras model (called with a list);
+    TensorFlow places it on the GPU when one is visible."""
+
+    def __init__(self, tf: Any, function: Any, keras_inputs: list[str] | None = None) -> None:
         self.tf = tf
         self.function = function
+        self.keras_inputs = keras_inputs
         self.on_cuda = bool(tf.config.list_physical_devices("GPU"))
 
+    def _call(self, tensors: dict[str, Any]) -> Any:
+        if self.keras_inputs is None:
+            return self.function(**tensors)
+        ordered = [tensors[name] for name in self.keras_inputs]
+        return self.function(ordered[0] if len(ordered) == 1 else ordered, training=False)
+
     def run(self, feeds: Feeds) -> list[np.ndarray]:
-        outputs = self.function(**{k: self.tf.constant(v) for k, v in feeds.items()})
-        return [np.asarray(outputs[k], dtype=np.float32) for k in sorted(outputs)]
+        outputs = self._call({k: self.tf.constant(v) for k, v in feeds.items()})
+        return [np.asarray(o, dtype=np.float32) for o in _as_list(outputs)]
 
     def prepare(self, feeds: Feeds) -> Callable[[], object]:
         tensors = {k: self.tf.constant(v) for k, v in feeds.items()}
-        function = self.function
-        return lambda: function(**tensors)
+        return lambda: self._call(tensors)
 
     def synchronize(self) -> None:
         """Concrete functions return materialized tensors; nothing to wait for."""
