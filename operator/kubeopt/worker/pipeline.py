@@ -40,6 +40,7 @@ from kubeopt.worker.data import Dataset, load_dataset, random_dataset
 from kubeopt.worker.device import describe_device, library_versions
 from kubeopt.worker.errors import (
     AccuracyBudgetExceeded,
+    BuildFailed,
     CalibrationDataInvalid,
     InvalidSpec,
     ModelNotFound,
@@ -121,7 +122,7 @@ def run_optimization(resource: ModelOptimization, settings: RunSettings, registr
             source, validation, calibration, baseline = _prepare(run, targets)
         except WorkerError as error:
             failed = [TargetResult(t, error.reason, error.message) for t in targets]
-            return _finish(run, failed, None, error)
+            return _finish(run, failed, error)
         baseline_outputs = validate.collect_outputs(baseline, validation)
         settings.progress(f"baseline: timing {DESCRIPTIONS[source.family]} at batch sizes "
                           f"{run.spec.benchmark.batch_sizes}")
@@ -133,7 +134,7 @@ def run_optimization(resource: ModelOptimization, settings: RunSettings, registr
             if result.succeeded:
                 result = _publish_target(run, result)
             results.append(result)
-        return _finish(run, results, source, None)
+        return _finish(run, results, None)
 
 
 def _targets(run: _Run) -> list[Target]:
@@ -223,6 +224,13 @@ def _run_target(run: _Run, target: Target, source: SourceModel, validation: Data
     except WorkerError as error:
         progress(f"{target.name}: FAILED {error.reason.value}: {error.message}")
         return TargetResult(target, error.reason, error.message)
+    except Exception as error:
+        if type(error).__name__ != "OutOfMemoryError":  # torch.cuda.OutOfMemoryError; others are bugs
+            raise
+        message = (f"out of GPU memory: {str(error).splitlines()[0][:200]}; lower benchmark.batchSizes "
+                   "or tensorrt.maxBatchSize")
+        progress(f"{target.name}: FAILED BuildFailed: {message}")
+        return TargetResult(target, BuildFailed(message).reason, message)
 
 
 def _measure(run: _Run, target: Target, built: Built, validation: Dataset,
@@ -291,8 +299,7 @@ def _report(run: _Run, results: list[TargetResult], best: str | None, batch: int
         versions=library_versions(), batch=batch, objective=spec.selection.objective.value, best=best)
 
 
-def _finish(run: _Run, results: list[TargetResult], source: SourceModel | None,
-            failure: WorkerError | None) -> RunOutcome:
+def _finish(run: _Run, results: list[TargetResult], failure: WorkerError | None) -> RunOutcome:
     batch = selection_batch(run.spec.selection, run.spec.benchmark.batch_sizes)
     best = choose_best(results, run.spec.selection, run.spec.benchmark.batch_sizes)
     full = _report(run, results, best.target.name if best else None, batch)
