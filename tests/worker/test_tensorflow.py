@@ -2,41 +2,29 @@
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 import pytest
 
 from tests.conftest import run_kubeopt
 
-tf = pytest.importorskip("tensorflow", reason="the tensorflow extra is not installed")
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="the tensorflow extra is not installed"),
+]
 
 
 @pytest.fixture(scope="module")
 def keras_digits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A small Keras CNN trained on scikit-learn's digits (NHWC), saved as .keras and as a SavedModel."""
-    from sklearn.datasets import load_digits
-
+    """A small Keras CNN trained on digits, saved as .keras and SavedModel (built in its own process)."""
     folder = tmp_path_factory.mktemp("keras")
-    digits = load_digits()
-    images = (digits.images.astype(np.float32) / 16.0)[..., None]
-    labels = digits.target.astype(np.int64)
-    tf.keras.utils.set_random_seed(0)
-    inputs = tf.keras.Input((8, 8, 1), name="pixels")
-    hidden = tf.keras.layers.Conv2D(16, 3, padding="same", activation="relu")(inputs)
-    hidden = tf.keras.layers.Conv2D(32, 3, padding="same", activation="relu")(hidden)
-    hidden = tf.keras.layers.Flatten()(hidden)
-    model = tf.keras.Model(inputs, tf.keras.layers.Dense(10)(hidden))
-    model.compile(optimizer=tf.keras.optimizers.Adam(3e-3),
-                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(images[:1400], labels[:1400], epochs=10, batch_size=64, verbose=0)
-    model.save(folder / "digits.keras")
-    model.export(str(folder / "saved_model"), verbose=False)
-    np.savez(folder / "calibration.npz", pixels=images[:1400])
-    np.savez(folder / "validation.npz", pixels=images[1400:], labels=labels[1400:])
+    subprocess.run([sys.executable, str(Path(__file__).with_name("make_keras_digits.py")), str(folder)],
+                   check=True, capture_output=True, timeout=600)
     return {"keras": folder / "digits.keras", "saved_model": folder / "saved_model",
             "calibration": folder / "calibration.npz", "validation": folder / "validation.npz"}
 
