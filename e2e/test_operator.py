@@ -402,6 +402,11 @@ def test_a_pod_no_node_can_take_stalls_the_resource_with_the_schedulers_message(
     assert message in condition(done, "Stalled")["message"]
     assert done["status"]["targets"][0]["reason"] == "Unschedulable"
     assert condition(done, "Ready")["status"] == "False"
+    # What KubeoptOptimizationStalled and the dashboard's "Stalled optimizations" read.
+    series = (f'kubeopt_optimization_condition{{condition="Stalled",name="gpu",namespace="{namespace}",'
+              'reason="Unschedulable"} 1.0')
+    eventually("the Stalled condition series", lambda: series in operator.metrics(), timeout=10,
+               explain=operator.tail)
 
 
 # -- f) generations and deletion ---------------------------------------------------------------

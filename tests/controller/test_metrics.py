@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from kubeopt.api.status import Phase, TargetMetrics, TargetStatus
+from kubeopt.api.status import Condition, Phase, TargetMetrics, TargetStatus
 from kubeopt.controller.metrics import METRIC_NAMES, Metrics
 
 
@@ -22,6 +22,7 @@ def test_every_listed_name_is_exposed_on_the_registry() -> None:
     metrics.record_targets("ml", "digits", [TargetStatus(
         name="ort", phase=Phase.SUCCEEDED,
         metrics=TargetMetrics(throughput="5000.0", latency_p50_ms="0.4", speedup="1.5"))])
+    metrics.record_conditions("ml", "digits", [Condition(type="Ready", status="True", reason="Succeeded")])
 
     text = generate_latest(registry).decode()
 
@@ -53,6 +54,79 @@ def test_forgetting_a_resource_drops_its_series() -> None:
 
     labels = {"namespace": "ml", "name": "digits", "target": "ort"}
     assert registry.get_sample_value("kubeopt_target_throughput_samples_per_second", labels) is None
+
+
+CONDITION = "kubeopt_optimization_condition"
+
+
+def _conditions(ready: str, reconciling: str, stalled: str, stall_reason: str) -> list[Condition]:
+    ready_reason = "Succeeded" if ready == "True" else "Reconciling"
+    reconciling_reason = "Progressing" if reconciling == "True" else "Idle"
+    return [Condition(type="Ready", status=ready, reason=ready_reason),
+            Condition(type="Reconciling", status=reconciling, reason=reconciling_reason),
+            Condition(type="Stalled", status=stalled, reason=stall_reason)]
+
+
+def _condition_series(registry: CollectorRegistry) -> dict[tuple[str, str, str, str], float]:
+    return {(s.labels["namespace"], s.labels["name"], s.labels["condition"], s.labels["reason"]): s.value
+            for metric in registry.collect() if metric.name == CONDITION for s in metric.samples}
+
+
+def test_conditions_are_one_series_each_valued_one_when_true() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+
+    metrics.record_conditions("ml", "gpu", _conditions("False", "False", "True", "Unschedulable"))
+
+    assert _condition_series(registry) == {
+        ("ml", "gpu", "Ready", "Reconciling"): 0.0,
+        ("ml", "gpu", "Reconciling", "Idle"): 0.0,
+        ("ml", "gpu", "Stalled", "Unschedulable"): 1.0,
+    }
+
+
+def test_a_changed_reason_replaces_the_conditions_series() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    metrics.record_conditions("ml", "gpu", _conditions("False", "True", "False", "NotStalled"))
+    metrics.record_conditions("ml", "cpu", _conditions("False", "True", "False", "NotStalled"))
+
+    metrics.record_conditions("ml", "gpu", _conditions("False", "False", "True", "Unschedulable"))
+    metrics.record_conditions("ml", "gpu", _conditions("True", "False", "False", "NotStalled"))
+
+    series = _condition_series(registry)
+    assert {k: v for k, v in series.items() if k[1] == "gpu"} == {
+        ("ml", "gpu", "Ready", "Succeeded"): 1.0,
+        ("ml", "gpu", "Reconciling", "Idle"): 0.0,
+        ("ml", "gpu", "Stalled", "NotStalled"): 0.0,
+    }
+    assert series[("ml", "cpu", "Reconciling", "Progressing")] == 1.0
+    assert len(series) == 6
+
+
+def test_only_the_three_kstatus_conditions_get_series() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+
+    metrics.record_conditions("ml", "gpu", [Condition(type="Other", status="True", reason="X"),
+                                            Condition(type="Stalled", status="True", reason="")])
+
+    assert _condition_series(registry) == {("ml", "gpu", "Stalled", "Unknown"): 1.0}
+
+
+def test_forgetting_a_resource_drops_its_condition_series_only() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    metrics.record_conditions("ml", "gpu", _conditions("False", "False", "True", "Unschedulable"))
+    metrics.record_conditions("ml", "cpu", _conditions("True", "False", "False", "NotStalled"))
+
+    metrics.forget("ml", "gpu")
+
+    assert {k[1] for k in _condition_series(registry)} == {"cpu"}
+    # Recorded again after forgetting (a resource of the same name): no stale reason lingers.
+    metrics.record_conditions("ml", "gpu", _conditions("False", "True", "False", "NotStalled"))
+    assert _condition_series(registry)[("ml", "gpu", "Stalled", "NotStalled")] == 0.0
+    assert len(_condition_series(registry)) == 6
 
 
 def test_optimizations_are_counted_by_phase() -> None:

@@ -134,6 +134,29 @@ def test_an_invalid_stored_spec_stalls_with_invalid_spec() -> None:
     assert cluster.created == []
 
 
+def test_the_condition_gauge_follows_the_written_conditions_and_goes_when_forgotten() -> None:
+    reconciler, _, registry = _reconciler()
+    invalid = _body()
+    invalid["spec"]["targets"] = [{"name": "ort", "backend": "onnxruntime", "precision": "int8"}]
+    gauge = "kubeopt_optimization_condition"
+
+    def value(condition: str, reason: str) -> float | None:
+        labels = {"namespace": "ml", "name": "digits", "condition": condition, "reason": reason}
+        return registry.get_sample_value(gauge, labels)
+
+    reconciler.reconcile(("ml", "digits"), lambda: View(body=invalid, jobs=[], pods_by_job={}))
+    assert value("Stalled", "InvalidSpec") == 1
+    assert value("Ready", "InvalidSpec") == 0
+
+    reconciler.reconcile(("ml", "digits"), lambda: View(body=_body(generation=2), jobs=[], pods_by_job={}))
+    assert value("Stalled", "InvalidSpec") is None
+    assert value("Stalled", "NotStalled") == 0
+    assert value("Reconciling", "Progressing") == 1
+
+    reconciler.forget("ml", "digits")
+    assert not [s for m in registry.collect() if m.name == gauge for s in m.samples]
+
+
 def test_a_resource_gone_from_the_index_is_left_alone() -> None:
     reconciler, cluster, _ = _reconciler()
 

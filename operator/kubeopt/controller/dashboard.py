@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubeopt.controller.metrics import (
+    CONDITION,
     JOB_DURATION,
     JOBS_CREATED,
     JOBS_FAILED,
@@ -87,6 +88,16 @@ class Panel:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Table:
+    """How a table panel shows its instant queries: leading columns, hidden columns, sort order."""
+
+    columns: Sequence[str] = ("namespace", "name", "target")
+    hidden: Sequence[str] = ()
+    sort_by: str = "speedup"
+    sort_desc: bool = True
+
+
 def _rate(counter: str, by: str) -> str:
     return f"sum by ({by}) (rate({counter}_total{{{NS}}}{RATE}))"
 
@@ -126,7 +137,15 @@ def _panels() -> list[Panel]:
         Panel("Targets", "The latest figures of every succeeded target.", [
             Query(f"max by (namespace, name, target) ({metric}{{{NS}}})", legend, instant=True)
             for metric, legend in ((THROUGHPUT, "throughput"), (LATENCY_P50, "latency p50"), (SPEEDUP, "speedup"))
-        ], kind="table", width=24, extra={"table": True}),
+        ], kind="table", width=24, extra={"table": Table()}),
+        Panel("Stalled optimizations", "ModelOptimizations whose Stalled condition is True, with its reason "
+              "(Unschedulable, InvalidSpec, a failed target's reason): none progresses without a change. "
+              "`kubectl describe mopt` shows the condition's message.",
+              [Query(f'max by (namespace, name, reason) ({CONDITION}{{condition="Stalled",{NS}}}) == 1', "stalled",
+                     instant=True)],
+              kind="table", width=24,
+              extra={"table": Table(columns=("namespace", "name", "reason"), hidden=("stalled",), sort_by="namespace",
+                                    sort_desc=False)}),
     ]
 
 
@@ -143,18 +162,21 @@ def _targets(queries: Sequence[Query], table: bool) -> list[dict[str, Any]]:
     return out
 
 
-def _table_transformations(queries: Sequence[Query]) -> list[dict[str, Any]]:
-    """Join the instant queries on (namespace, name, target); name each value column."""
-    renames = {f"Value #{ref}": query.legend for ref, query in zip("ABCDEFGH", queries, strict=False)}
+def _table_transformations(queries: Sequence[Query], table: Table) -> list[dict[str, Any]]:
+    """Join the instant queries on the table's leading columns; name each value column."""
+    values = [f"Value #{ref}" if len(queries) > 1 else "Value" for ref, _ in zip("ABCDEFGH", queries, strict=False)]
+    renames = {value: query.legend for value, query in zip(values, queries, strict=True)}
+    hidden = {value for value, query in zip(values, queries, strict=True) if query.legend in table.hidden}
     return [
         {"id": "merge", "options": {}},
-        {"id": "organize", "options": {"excludeByName": {"Time": True}, "renameByName": renames,
-                                       "indexByName": {"namespace": 0, "name": 1, "target": 2}}},
+        {"id": "organize", "options": {"excludeByName": {"Time": True, **dict.fromkeys(sorted(hidden), True)},
+                                       "renameByName": renames,
+                                       "indexByName": {column: i for i, column in enumerate(table.columns)}}},
     ]
 
 
 def _panel(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
-    table = bool(panel.extra.get("table"))
+    table: Table | None = panel.extra.get("table")
     body: dict[str, Any] = {
         "id": panel_id,
         "type": panel.kind,
@@ -162,12 +184,12 @@ def _panel(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
         "description": panel.description,
         "datasource": DATASOURCE,
         "gridPos": {"h": HEIGHT, "w": panel.width, "x": x, "y": y},
-        "targets": _targets(panel.queries, table),
+        "targets": _targets(panel.queries, table is not None),
     }
     defaults: dict[str, Any] = {"unit": panel.unit}
-    if table:
-        body["transformations"] = _table_transformations(panel.queries)
-        body["options"] = {"showHeader": True, "sortBy": [{"displayName": "speedup", "desc": True}]}
+    if table is not None:
+        body["transformations"] = _table_transformations(panel.queries, table)
+        body["options"] = {"showHeader": True, "sortBy": [{"displayName": table.sort_by, "desc": table.sort_desc}]}
         defaults["decimals"] = 3
     else:
         defaults["custom"] = {"fillOpacity": 10, "showPoints": "never",

@@ -1,16 +1,20 @@
 """The operator's Prometheus metrics: every name in one place, on a registry passed in.
 
 A Grafana dashboard and alert rules can be generated from ``METRIC_NAMES``. Labels are bounded
-to namespace, name and target (and phase, a closed set), never a Job name or a generation.
+to namespace, name and target (and phase, a closed set), never a Job name or a generation. The
+per-resource condition gauge adds condition (Ready, Reconciling, Stalled) and reason: only the
+current reason of each condition has a series, so a resource has three of them.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from kubeopt.api.status import Phase, TargetStatus
+from kubeopt.api.status import Condition, Phase, TargetStatus
+from kubeopt.controller.conditions import READY, RECONCILING, STALLED
 
 PREFIX = "kubeopt"
 OPTIMIZATIONS = f"{PREFIX}_optimizations"
@@ -22,14 +26,18 @@ JOB_DURATION = f"{PREFIX}_target_job_duration_seconds"
 THROUGHPUT = f"{PREFIX}_target_throughput_samples_per_second"
 LATENCY_P50 = f"{PREFIX}_target_latency_p50_seconds"
 SPEEDUP = f"{PREFIX}_target_speedup_ratio"
+CONDITION = f"{PREFIX}_optimization_condition"
 
 #: Names as exposed (counters gain ``_total``), for dashboards and drift checks.
 METRIC_NAMES: tuple[str, ...] = (
     OPTIMIZATIONS, f"{JOBS_CREATED}_total", f"{JOBS_SUCCEEDED}_total", f"{JOBS_FAILED}_total",
-    f"{RECONCILE_ERRORS}_total", JOB_DURATION, THROUGHPUT, LATENCY_P50, SPEEDUP,
+    f"{RECONCILE_ERRORS}_total", JOB_DURATION, THROUGHPUT, LATENCY_P50, SPEEDUP, CONDITION,
 )
 
 TARGET_LABELS = ("namespace", "name", "target")
+CONDITION_LABELS = ("namespace", "name", "condition", "reason")
+#: The kstatus conditions the operator writes (kubeopt.controller.conditions); no other type gets a series.
+CONDITION_TYPES: tuple[str, ...] = (READY, RECONCILING, STALLED)
 DURATION_BUCKETS = (30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, float("inf"))
 
 
@@ -53,6 +61,10 @@ class Metrics:
                                  registry=registry)
         self.speedup = Gauge(SPEEDUP, "Throughput over the baseline measured in the same Job.", TARGET_LABELS,
                              registry=registry)
+        self.condition = Gauge(CONDITION, "A ModelOptimization's condition: 1 when True, else 0; "
+                               "labelled with its current reason.", CONDITION_LABELS, registry=registry)
+        self._reasons: dict[tuple[str, str, str], str] = {}
+        self._reasons_lock = threading.Lock()
         for phase in Phase:
             self.optimizations.labels(phase=phase.value).set(0)
 
@@ -78,15 +90,35 @@ class Metrics:
             if m.speedup is not None:
                 self.speedup.labels(**labels).set(float(m.speedup))
 
+    def record_conditions(self, namespace: str, name: str, conditions: Iterable[Condition]) -> None:
+        """Publish the resource's Ready, Reconciling and Stalled; a changed reason replaces its series."""
+        with self._reasons_lock:
+            for condition in conditions:
+                if condition.type not in CONDITION_TYPES:
+                    continue
+                key = (namespace, name, condition.type)
+                reason = condition.reason or "Unknown"
+                old = self._reasons.get(key)
+                if old is not None and old != reason:
+                    self.condition.remove(namespace, name, condition.type, old)
+                self._reasons[key] = reason
+                self.condition.labels(namespace=namespace, name=name, condition=condition.type,
+                                      reason=reason).set(1 if condition.status == "True" else 0)
+
     def forget(self, namespace: str, name: str) -> None:
-        """Drop a deleted resource's per-target series."""
+        """Drop a deleted resource's per-target and per-condition series."""
         for gauge in (self.throughput, self.latency_p50, self.speedup):
-            for labels in list(_label_sets(gauge)):
+            for labels in list(_label_sets(gauge, TARGET_LABELS)):
                 if labels[0] == namespace and labels[1] == name:
                     gauge.remove(*labels)
+        with self._reasons_lock:
+            for labels in list(_label_sets(self.condition, CONDITION_LABELS)):
+                if labels[0] == namespace and labels[1] == name:
+                    self.condition.remove(*labels)
+                    self._reasons.pop((namespace, name, labels[2]), None)
 
 
-def _label_sets(gauge: Gauge) -> Iterable[tuple[str, ...]]:
+def _label_sets(gauge: Gauge, names: tuple[str, ...]) -> Iterable[tuple[str, ...]]:
     for metric in gauge.collect():
         for sample in metric.samples:
-            yield tuple(sample.labels[k] for k in TARGET_LABELS)
+            yield tuple(sample.labels[k] for k in names)

@@ -225,6 +225,7 @@ class Reconciler:
             self.cluster.patch_status(owner.namespace, owner.name, wire)
             memory.status = wire
         self.metrics.record_targets(owner.namespace, owner.name, status.targets)
+        self.metrics.record_conditions(owner.namespace, owner.name, status.conditions)
         with self._guard:
             self._phases[key] = status.phase.value if status.phase else Phase.PENDING.value
             self.metrics.set_phases(self._phases.values())
