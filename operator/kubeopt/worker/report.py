@@ -93,17 +93,18 @@ def _throughput_chart(report: dict[str, Any]) -> str:
     group = (width - left - 10) / len(batches)
     bar = group * 0.8 / len(series)
     parts = [f'<svg viewBox="0 0 {width} {height + 20 * len(series)}" width="{width}" role="img" '
-             'aria-label="throughput per batch size">']
+             'aria-label="throughput per batch size">',
+             '<text x="4" y="12" font-size="11">samples/s</text>']
     for tick in range(5):
         value = peak * tick / 4
-        y = height - bottom - (height - bottom - 10) * tick / 4
+        y = height - bottom - (height - bottom - 24) * tick / 4
         parts.append(f'<line x1="{left}" x2="{width}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>'
                      f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{value:,.0f}</text>')
     for gi, batch in enumerate(batches):
         x0 = left + gi * group + group * 0.1
         for si, (label, values) in enumerate(series):
             value = values.get(batch, 0.0)
-            h = (height - bottom - 10) * value / peak
+            h = (height - bottom - 24) * value / peak
             parts.append(f'<rect x="{x0 + si * bar:.1f}" y="{height - bottom - h:.1f}" width="{bar * 0.9:.1f}" '
                          f'height="{h:.1f}" fill="{COLORS[si % len(COLORS)]}"><title>{html.escape(label)} '
                          f'batch {batch}: {value:,.1f}/s</title></rect>')
@@ -159,7 +160,10 @@ def _accuracy_chart(report: dict[str, Any]) -> str:
     rows = [(n, a) for n, a in rows if a.get("top1_agreement") is not None]
     if not rows:
         return "<p>No classification metrics (model.task is generic); see relative errors in the table.</p>"
-    width, left, row_h = 720, 150, 24
+    base = next((a["baseline_accuracy"] for _, a in rows if a.get("baseline_accuracy") is not None), None)
+    if base is not None:  # the FP32 baseline's own accuracy, for reference, as the first bar
+        rows.insert(0, ("baseline", {"top1_agreement": None, "accuracy": base}))
+    width, left, row_h = 760, 230, 24
     parts = [f'<svg viewBox="0 0 {width} {row_h * len(rows) * 2 + 20}" width="{width}" role="img" '
              'aria-label="accuracy">']
     y = 6
@@ -168,7 +172,7 @@ def _accuracy_chart(report: dict[str, Any]) -> str:
                                     ("accuracy", accuracy.get("accuracy"), COLORS[2])):
             if value is None:
                 continue
-            w = (width - left - 80) * value
+            w = (width - left - 70) * value
             parts.append(f'<text x="{left - 8}" y="{y + 14}" font-size="12" text-anchor="end">'
                          f'{html.escape(name)} {label}</text><rect x="{left}" y="{y + 2}" width="{w:.1f}" '
                          f'height="16" fill="{color}"/><text x="{left + w + 6:.1f}" y="{y + 14}" '
