@@ -55,7 +55,6 @@ TARGETS: dict[str, tuple[str, dict[str, Any]]] = {
     "fp16-ro": ("fp16", {"mode": "reduce-overhead"}),
     "bf16-ro": ("bf16", {"mode": "reduce-overhead"}),
     "fp16-ro-frz": ("fp16", {"mode": "reduce-overhead", "options": FREEZE}),
-    "int8-ro": ("int8", {"mode": "reduce-overhead"}),
 }
 
 

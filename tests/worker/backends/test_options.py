@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kubeopt.api.spec import BackendName, TorchCompileOptions
@@ -53,3 +55,23 @@ def test_auto_provider_on_cpu_is_cpu_and_on_gpu_prefers_tensorrt_then_cuda() -> 
 def test_requested_provider_that_is_not_installed_names_the_installed_ones() -> None:
     with pytest.raises(ValueError, match="CUDAExecutionProvider is not installed; installed: CPUExecutionProvider"):
         choose_providers("CUDAExecutionProvider", ["CPUExecutionProvider"], "cuda")
+
+
+def test_torch_compile_int8_on_a_gpu_is_refused_with_a_pointer_to_tensorrt(tmp_path: Path) -> None:
+    import torch
+
+    from kubeopt.api.load import parse_resource
+    from kubeopt.worker.backends.base import BuildContext
+    from kubeopt.worker.backends.torch_compile import TorchCompileBackend
+    from kubeopt.worker.errors import InvalidSpec
+
+    resource = parse_resource({
+        "apiVersion": "kubeopt.io/v1alpha1", "kind": "ModelOptimization",
+        "spec": {"model": {"uri": "m.pt2", "format": "torch-export", "inputs": [{"name": "x", "shape": [-1, 4]}]},
+                 "targets": [{"name": "q", "backend": "torch-compile", "precision": "int8"}],
+                 "calibration": {"uri": "c.npz"}, "output": {"uri": str(tmp_path)}}})
+    context = BuildContext(resource.spec, resource.spec.targets[0], None, "cuda", tmp_path, tmp_path,  # type: ignore[arg-type]
+                           None)
+
+    with pytest.raises(InvalidSpec, match="use backend tensorrt with precision int8"):
+        TorchCompileBackend()._quantize(torch, torch.nn.Linear(4, 2), context, ["x"])

@@ -2,9 +2,9 @@
 
 INT8 on CPU is PT2E static quantization with the x86 Inductor quantizer, calibrated on the
 spec's data, then compiled by Inductor with freezing (which folds the quantized weights).
-On CUDA, INT8 is torchao's int8 dynamic-activation/int8-weight quantization of Linear
-layers: that is what runs as real int8 matmuls there; calibration data is not used by it
-and the report says so.
+On CUDA there is no int8 path for the model formats kubeopt reads: torchao's GPU int8
+rewrites nn.Linear modules, which exported programs no longer contain, so an int8 target on
+a GPU is refused with a pointer to TensorRT rather than silently left in float.
 
 Compile time is the first call's time at each benchmark batch size. The compiler's caches
 (``torch.compiler.save_cache_artifacts``) are stored with the artifact; the next run of the
@@ -98,10 +98,11 @@ class TorchCompileBackend:
 
     def _quantize(self, torch: Any, module: Any, context: BuildContext, names: list[str]) -> tuple[Any, Any]:
         if context.device.startswith("cuda"):
-            quant = require("torchao.quantization", self.name.value)
-            quant.quantize_(module, quant.Int8DynamicActivationInt8WeightConfig())
-            return module, {"tool": "torchao Int8DynamicActivationInt8WeightConfig", "method": "dynamic",
-                            "note": "CUDA int8: activation scales are computed per batch; calibration data unused"}
+            # torchao's GPU int8 (quantize_) rewrites nn.Linear modules; a torch.export program
+            # or a TorchScript module has none left, so it would silently change nothing.
+            raise InvalidSpec(f"target {context.target.name}: torch-compile int8 runs on CPU only (PT2E, x86 "
+                              "Inductor quantizer); on a GPU use backend tensorrt with precision int8, or "
+                              "torch-compile with fp16/bf16")
         # Freezing folds the quantized weights into constants; Inductor then picks int8 kernels.
         torch._inductor.config.freezing = True
         assert context.spec.calibration is not None
