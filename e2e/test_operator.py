@@ -24,7 +24,7 @@ import yaml
 from kubeopt_e2e import S3Server
 from kubeopt_e2e.clients import Helm, Kubectl
 from kubeopt_e2e.kubelet import FakeKubelet
-from kubeopt_e2e.operator import OperatorProcess, service_account_kubeconfig
+from kubeopt_e2e.operator import OperatorProcess, running_operator, service_account_kubeconfig
 
 from kubeopt.storage.manifest import verify
 from kubeopt.storage.store import S3Settings, S3Store
@@ -101,13 +101,8 @@ def operator_account(kubectl: Kubectl, helm_offline: Helm, crd: None,
 
 @pytest.fixture(scope="module")
 def operator(operator_account: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(operator_account[0], tmp_path_factory.mktemp("operator") / "operator.log",
-                              env={"KUBEOPT_WORKER_IMAGE": "kubeopt-worker:e2e"})
-    process.start()
-    try:
+    with running_operator(operator_account[0], tmp_path_factory.mktemp("operator") / "operator.log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

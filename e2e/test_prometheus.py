@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 from kubeopt_e2e.clients import Helm, Kubectl
-from kubeopt_e2e.operator import OperatorProcess, service_account_kubeconfig
+from kubeopt_e2e.operator import OperatorProcess, running_operator, service_account_kubeconfig
 from kubeopt_e2e.prometheus import PrometheusServer, prometheus_binary
 
 from kubeopt.controller.dashboard import expressions
@@ -58,13 +58,8 @@ def operator(kubectl: Kubectl, helm_offline: Helm,
     kubectl("wait", "--for=condition=Established", "crd/modeloptimizations.kubeopt.io", "--timeout=60s")
     kubeconfig, _ = service_account_kubeconfig(kubectl, helm_offline, CHART,
                                                tmp_path_factory.mktemp("prom-sa") / "kubeconfig")
-    process = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("prom-operator") / "operator.log",
-                              env={"KUBEOPT_WORKER_IMAGE": "kubeopt-worker:e2e"})
-    process.start()
-    try:
+    with running_operator(kubeconfig, tmp_path_factory.mktemp("prom-operator") / "operator.log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

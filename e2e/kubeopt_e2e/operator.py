@@ -14,7 +14,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -128,3 +129,18 @@ class OperatorProcess:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+#: The worker image name e2e Jobs get; the fake kubelet runs the local worker for it.
+E2E_WORKER_ENV = {"KUBEOPT_WORKER_IMAGE": "kubeopt-worker:e2e"}
+
+
+@contextmanager
+def running_operator(kubeconfig: Path, log: Path) -> Iterator[OperatorProcess]:
+    """The operator started for e2e and stopped on exit."""
+    process = OperatorProcess(kubeconfig, log, env=E2E_WORKER_ENV)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
