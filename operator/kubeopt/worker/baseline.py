@@ -11,7 +11,7 @@ from typing import Any
 
 from kubeopt.api.spec import ModelFormat, OnnxRuntimeOptions
 from kubeopt.worker.backends.onnxruntime import make_session
-from kubeopt.worker.errors import ModelCorrupt
+from kubeopt.worker.errors import ModelCorrupt, first_line
 from kubeopt.worker.frameworks import require
 from kubeopt.worker.runners import OrtRunner, Runner, TorchRunner
 from kubeopt.worker.source import Representation, SourceModel
@@ -54,7 +54,7 @@ def load_keras(tf: Any, source: SourceModel) -> Any:
         return tf.keras.models.load_model(str(source.path))
     except Exception as error:
         raise ModelCorrupt(f"model.uri: {source.path.name} is not a readable Keras model: "
-                           f"{str(error).strip().splitlines()[0][:300]}") from error
+                           f"{first_line(error)}") from error
 
 
 def load_saved_model(tf: Any, source: SourceModel) -> Any:
@@ -62,7 +62,7 @@ def load_saved_model(tf: Any, source: SourceModel) -> Any:
         loaded = tf.saved_model.load(str(source.path))
     except Exception as error:
         raise ModelCorrupt(f"model.uri: {source.path.name} is not a readable SavedModel: "
-                           f"{str(error).strip().splitlines()[0][:300]}") from error
+                           f"{first_line(error)}") from error
     if "serving_default" not in loaded.signatures:
         raise ModelCorrupt("model.uri: the SavedModel has no serving_default signature")
     return loaded

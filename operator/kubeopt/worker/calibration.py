@@ -18,7 +18,7 @@ from typing import Any
 
 from kubeopt.api.spec import Calibration, CalibrationMethod
 from kubeopt.worker.data import Dataset
-from kubeopt.worker.errors import BuildFailed, CalibrationDataInvalid, UnsupportedOp
+from kubeopt.worker.errors import BuildFailed, CalibrationDataInvalid, UnsupportedOp, first_line
 from kubeopt.worker.frameworks import require
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def quantize_onnx(model: Path, data: Dataset | None, settings: Calibration, reci
         raise CalibrationDataInvalid(f"calibration: quantize_static rejected the data: {error}") from error
     except Exception as error:
         if "NOT_IMPLEMENTED" in str(error):
-            raise UnsupportedOp(f"calibration: {str(error).splitlines()[0][:300]}") from error
+            raise UnsupportedOp(f"calibration: {first_line(error)}") from error
         raise BuildFailed(f"calibration failed: {type(error).__name__}: {str(error)[:300]}") from error
     nodes = count_qdq_nodes(output)
     if nodes["QuantizeLinear"] == 0:
@@ -144,7 +144,7 @@ def quantize_torch_x86(module: Any, example: tuple[Any, ...], data: Dataset | No
         dynamic = tuple({0: torch.export.Dim.AUTO} for _ in example)
         exported = torch.export.export(module, example, dynamic_shapes=dynamic).module()
     except Exception as error:
-        raise UnsupportedOp(f"int8 torch-compile: torch.export failed: {str(error).splitlines()[0][:300]}") from error
+        raise UnsupportedOp(f"int8 torch-compile: torch.export failed: {first_line(error)}") from error
     prepared = pt2e.prepare_pt2e(exported, quantizer)
     with torch.no_grad():
         for feeds in samples.batches(settings.batch_size):

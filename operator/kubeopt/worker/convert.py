@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kubeopt.api.spec import ModelFormat, TensorSpec
-from kubeopt.worker.errors import BuildFailed, UnsupportedOp
+from kubeopt.worker.errors import BuildFailed, UnsupportedOp, first_line
 from kubeopt.worker.frameworks import require
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,8 @@ def torch2onnx(module: Any, fmt: ModelFormat, inputs: list[TensorSpec], example:
     except Exception as error:
         text = str(error)
         if "unsupported" in text.lower() or "not supported" in text.lower():
-            raise UnsupportedOp(f"torch2onnx: {text.splitlines()[0][:300]}") from error
-        raise BuildFailed(f"torch2onnx failed: {type(error).__name__}: {text.splitlines()[0][:300]}") from error
+            raise UnsupportedOp(f"torch2onnx: {first_line(error)}") from error
+        raise BuildFailed(f"torch2onnx failed: {type(error).__name__}: {first_line(error)}") from error
     log.info("torch2onnx wrote %s", dest.name)
     return dest
 
@@ -74,7 +74,7 @@ def tf2onnx(saved_model: Path, fmt: ModelFormat, inputs: list[TensorSpec], dest:
             converter.convert.from_graph_def(graph, input_names=graph_inputs, output_names=graph_outputs,
                                              opset=ONNX_OPSET, output_path=str(dest))
     except Exception as error:
-        raise UnsupportedOp(f"tf2onnx: {str(error).strip().splitlines()[0][:300]}") from error
+        raise UnsupportedOp(f"tf2onnx: {first_line(error)}") from error
     model = onnx.load(str(dest))
     rename_inputs(model, {s.name: s.name for s in inputs})
     onnx.save(model, str(dest))

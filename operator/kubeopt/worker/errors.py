@@ -10,6 +10,13 @@ from __future__ import annotations
 from kubeopt.api.reasons import EXIT_CODES, PERMANENT, Reason
 
 
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (its type name when the message is empty), for a
+    one-line reason; tracebacks of framework errors run to pages."""
+    lines = str(error).strip().splitlines()
+    return lines[0][:limit] if lines else type(error).__name__
+
+
 class WorkerError(Exception):
     reason: Reason = Reason.INTERNAL_ERROR
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from kubeopt.api.spec import ModelFormat, TensorSpec
-from kubeopt.worker.errors import InputShapeMismatch, ModelCorrupt, ModelNotFound
+from kubeopt.worker.errors import InputShapeMismatch, ModelCorrupt, ModelNotFound, first_line
 from kubeopt.worker.frameworks import require
 
 
@@ -25,7 +25,7 @@ def load_torch_module(path: Path, fmt: ModelFormat, device: str) -> Any:
             module = torch.export.load(str(path)).module().to(device)
     except Exception as error:  # torch raises RuntimeError, ValueError, zipfile errors...
         raise ModelCorrupt(f"model.uri: {path.name} is not a readable {fmt.value} model: "
-                           f"{_first_line(error)}") from error
+                           f"{first_line(error)}") from error
     if fmt is ModelFormat.TORCHSCRIPT:
         module.eval()
     return module  # an exported program's module is already in inference form (eval() is refused)
@@ -38,7 +38,7 @@ def check_onnx(path: Path, inputs: list[TensorSpec]) -> None:
         onnx.checker.check_model(str(path))
         model = onnx.load(str(path), load_external_data=False)
     except Exception as error:
-        raise ModelCorrupt(f"model.uri: {path.name} is not a valid ONNX model: {_first_line(error)}") from error
+        raise ModelCorrupt(f"model.uri: {path.name} is not a valid ONNX model: {first_line(error)}") from error
     initializers = {i.name for i in model.graph.initializer}
     graph_inputs = {i.name: i for i in model.graph.input if i.name not in initializers}
     for index, spec in enumerate(inputs):
@@ -57,8 +57,3 @@ def check_shape(index: int, spec: TensorSpec, actual: list[int]) -> None:
     if not fits:
         raise InputShapeMismatch(f"model.inputs[{index}].shape: {spec.shape} does not match the model's "
                                  f"{actual} for input {spec.name!r} (-1 is dynamic)")
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:300] if text else type(error).__name__

@@ -46,6 +46,7 @@ from kubeopt.worker.errors import (
     ModelNotFound,
     StorageFailure,
     WorkerError,
+    first_line,
 )
 from kubeopt.worker.results import TargetResult
 from kubeopt.worker.runners import Runner
@@ -227,7 +228,7 @@ def _run_target(run: _Run, target: Target, source: SourceModel, validation: Data
     except Exception as error:
         if type(error).__name__ != "OutOfMemoryError":  # torch.cuda.OutOfMemoryError; others are bugs
             raise
-        message = (f"out of GPU memory: {str(error).splitlines()[0][:200]}; lower benchmark.batchSizes "
+        message = (f"out of GPU memory: {first_line(error, 200)}; lower benchmark.batchSizes "
                    "or tensorrt.maxBatchSize")
         progress(f"{target.name}: FAILED BuildFailed: {message}")
         return TargetResult(target, BuildFailed(message).reason, message)

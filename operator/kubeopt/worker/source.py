@@ -16,7 +16,7 @@ import numpy as np
 
 from kubeopt.api.spec import ModelFormat, ModelSource
 from kubeopt.worker import convert, loaders
-from kubeopt.worker.errors import InputShapeMismatch, InvalidSpec
+from kubeopt.worker.errors import InputShapeMismatch, InvalidSpec, first_line
 
 
 class Representation(StrEnum):
@@ -90,5 +90,5 @@ class SourceModel:
                 module(*tensors)
         except (RuntimeError, TypeError, ValueError, IndexError, AssertionError) as error:  # guards assert
             shapes = {s.name: s.shape for s in self.spec.inputs}
-            first = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+            first = first_line(error)
             raise InputShapeMismatch(f"model.inputs: the model rejects inputs shaped {shapes}: {first}") from error

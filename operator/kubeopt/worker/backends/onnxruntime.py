@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from kubeopt.api.spec import BackendName, OnnxRuntimeOptions, Precision
 from kubeopt.worker import calibration
 from kubeopt.worker.backends.base import BuildContext, Built
-from kubeopt.worker.errors import BuildFailed, InvalidSpec, UnsupportedOp
+from kubeopt.worker.errors import BuildFailed, InvalidSpec, UnsupportedOp, first_line
 from kubeopt.worker.frameworks import require
 from kubeopt.worker.runners import ORT_LEVELS, OrtRunner, choose_providers
 from kubeopt.worker.source import Representation
@@ -36,8 +36,8 @@ def make_session(model: Path, options: OnnxRuntimeOptions, device: str, backend:
     except Exception as error:
         text = str(error)
         if any(sign in text for sign in UNSUPPORTED_SIGNS):
-            raise UnsupportedOp(f"onnxruntime cannot run this model: {text.splitlines()[0][:300]}") from error
-        raise BuildFailed(f"onnxruntime session failed: {text.splitlines()[0][:300]}") from error
+            raise UnsupportedOp(f"onnxruntime cannot run this model: {first_line(error)}") from error
+        raise BuildFailed(f"onnxruntime session failed: {first_line(error)}") from error
 
 
 def copy_onnx(source: Path, dest: Path) -> Path:

@@ -24,7 +24,7 @@ import numpy as np
 
 from kubeopt.api.spec import BackendName, Precision, TfTrtOptions
 from kubeopt.worker.backends.base import BuildContext, Built
-from kubeopt.worker.errors import BackendUnavailable, BuildFailed, InvalidSpec
+from kubeopt.worker.errors import BackendUnavailable, BuildFailed, InvalidSpec, first_line
 from kubeopt.worker.frameworks import IMAGES, require
 from kubeopt.worker.runners import Feeds
 from kubeopt.worker.source import Representation
@@ -107,7 +107,7 @@ class TfTrtBackend:
                 converter.build(input_fn=batches_fn(shapes, tf))
             converter.save(str(context.artifact_dir / "saved_model"))
         except Exception as error:
-            raise BuildFailed(f"tf-trt conversion failed: {str(error).splitlines()[0][:300]}") from error
+            raise BuildFailed(f"tf-trt conversion failed: {first_line(error)}") from error
         compile_seconds = time.perf_counter() - started
         loaded = tf.saved_model.load(str(context.artifact_dir / "saved_model"))
         runner = TfRunner(tf, loaded.signatures["serving_default"])

@@ -23,7 +23,7 @@ import numpy as np
 from kubeopt.api.spec import BackendName, Precision, TorchCompileOptions
 from kubeopt.worker import calibration
 from kubeopt.worker.backends.base import BuildContext, Built
-from kubeopt.worker.errors import BuildFailed, InvalidSpec, UnsupportedOp
+from kubeopt.worker.errors import BuildFailed, InvalidSpec, UnsupportedOp, first_line
 from kubeopt.worker.frameworks import require
 from kubeopt.worker.runners import TorchRunner
 from kubeopt.worker.source import Representation
@@ -84,7 +84,7 @@ class TorchCompileBackend:
         try:
             compiled = torch.compile(module, **kwargs)
         except Exception as error:  # bad backend name or options
-            raise InvalidSpec(f"torchCompile: {str(error).splitlines()[0][:300]}") from error
+            raise InvalidSpec(f"torchCompile: {first_line(error)}") from error
         runner = TorchRunner(compiled, names, context.device, dtype, options.channels_last)
         compile_seconds = self._warm(runner, context)
         self._save(torch, module, context, names, dtype)
@@ -127,7 +127,7 @@ class TorchCompileBackend:
             try:
                 runner.run(feeds)
             except Exception as error:
-                text = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+                text = first_line(error)
                 if "Unsupported" in type(error).__name__ or "fullgraph" in text:
                     raise UnsupportedOp(f"torch.compile: {text}") from error
                 raise BuildFailed(f"torch.compile failed at batch {batch}: {type(error).__name__}: {text}") from error
@@ -153,4 +153,4 @@ class TorchCompileBackend:
             if isinstance(module, torch.jit.ScriptModule):
                 torch.jit.save(module, str(context.artifact_dir / "model.ts"))
                 return
-            raise BuildFailed(f"could not save the optimized model: {str(error).splitlines()[0][:300]}") from error
+            raise BuildFailed(f"could not save the optimized model: {first_line(error)}") from error
