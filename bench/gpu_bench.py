@@ -50,6 +50,12 @@ TARGETS: dict[str, tuple[str, dict[str, Any]]] = {
     "fp16-cl-ro-mm": ("fp16", {"channelsLast": True, "mode": "reduce-overhead", "options": {"conv_1x1_as_mm": True}}),
     "fp16-cl-ro-mm-frz": ("fp16", {"channelsLast": True, "mode": "reduce-overhead",
                                    "options": {"conv_1x1_as_mm": True, "freezing": True}}),
+    # The same without cuDNN fused conv epilogues (on by default since they were measured).
+    "fp32-plain": ("fp32", {"convEpilogueFusion": False}),
+    "fp16-cl-plain": ("fp16", {"channelsLast": True, "convEpilogueFusion": False}),
+    "fp16-cl-ro-plain": ("fp16", {"channelsLast": True, "mode": "reduce-overhead", "convEpilogueFusion": False}),
+    "bf16-cl-ro-plain": ("bf16", {"channelsLast": True, "mode": "reduce-overhead", "convEpilogueFusion": False}),
+    "fp16-cl-manc": ("fp16", {"channelsLast": True, "mode": "max-autotune-no-cudagraphs"}),
     "fp16": ("fp16", {}),
     "bf16": ("bf16", {}),
     "fp16-ro": ("fp16", {"mode": "reduce-overhead"}),

@@ -196,6 +196,12 @@ class TorchCompileOptions(Model):
         description="On a GPU, let cuDNN time its convolution algorithms once per static shape and keep the "
         "fastest (the graphs are static per batch size, so this pays once).",
     )
+    conv_epilogue_fusion: bool = Field(
+        default=True,
+        description="On a GPU, for torch-export models: fold batch norm into the preceding convolution and run "
+        "conv+bias+ReLU and conv+bias+residual-add+ReLU as single cuDNN fused calls instead of a convolution "
+        "followed by separate elementwise kernels. Ignored on a CPU, for int8 and for TorchScript models.",
+    )
 
 
 class Target(Model):

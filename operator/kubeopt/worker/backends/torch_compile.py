@@ -6,6 +6,11 @@ On CUDA there is no int8 path for the model formats kubeopt reads: torchao's GPU
 rewrites nn.Linear modules, which exported programs no longer contain, so an int8 target on
 a GPU is refused with a pointer to TensorRT rather than silently left in float.
 
+On a GPU, torch.export models first go through ``kubeopt.worker.fusion``: batch norm folded
+into the convolution before it, and conv+bias(+residual)+ReLU run as one cuDNN fused call
+(``convEpilogueFusion``, on by default; ResNet-50 on an H100 went from 21,072 to 27,770 img/s
+at batch 128, bench/results/h100_resnet50_explore_b128.json).
+
 Compile time is the first call's time at each benchmark batch size. The compiler's caches
 (``torch.compiler.save_cache_artifacts``) are stored with the artifact; the next run of the
 same target loads them first, so it compiles from a warm cache.
@@ -21,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from kubeopt.api.spec import BackendName, Precision, TorchCompileOptions
-from kubeopt.worker import calibration
+from kubeopt.worker import calibration, fusion
 from kubeopt.worker.backends.base import BuildContext, Built
 from kubeopt.worker.errors import BuildFailed, InvalidSpec, UnsupportedOp, first_line
 from kubeopt.worker.frameworks import require
@@ -65,6 +70,7 @@ class TorchCompileBackend:
         module = context.source.torch_module()
         dtype = {Precision.FP16: torch.float16, Precision.BF16: torch.bfloat16}.get(precision)
         provenance = None
+        fused = self._fuse(torch, module, options, context)
         if precision is Precision.INT8:
             module, provenance = self._quantize(torch, module, context, names)
         elif dtype is not None:
@@ -90,11 +96,26 @@ class TorchCompileBackend:
         self._save(torch, module, context, names, dtype)
         settings = {"mode": options.mode, "fullgraph": options.fullgraph, "dynamic": options.dynamic,
                     "backend": options.backend, "options": options.options, "channelsLast": options.channels_last,
-                    "cudnnBenchmark": options.cudnn_benchmark, "precision": precision.value, "torch": torch.__version__}
+                    "cudnnBenchmark": options.cudnn_benchmark, "convEpilogueFusion": fused,
+                    "precision": precision.value, "torch": torch.__version__}
         (context.artifact_dir / "compile.json").write_text(json.dumps(settings, indent=2))
         files = [p.name for p in context.artifact_dir.iterdir() if p.name.startswith(("model.", "compile"))]
         return Built(runner, compile_seconds, cache_hit=cache_hit, calibration=provenance, details=settings,
                      model_files=tuple(sorted(files)))
+
+    def _fuse(self, torch: Any, module: Any, options: TorchCompileOptions,
+              context: BuildContext) -> dict[str, int] | None:
+        """Fold batch norms and fuse conv epilogues (on a GPU, fp32/fp16/bf16, FX graphs); what changed."""
+        if not options.conv_epilogue_fusion or not context.device.startswith("cuda") \
+                or context.target.precision is Precision.INT8 or not isinstance(module, torch.fx.GraphModule):
+            return None
+        try:
+            report = fusion.optimize_conv_graph(module)
+        except Exception as error:  # a graph shape the rewrite did not expect is a kubeopt bug, not the user's
+            raise BuildFailed(f"convEpilogueFusion failed ({first_line(error)}); set "
+                              "torchCompile.convEpilogueFusion: false to compile without it") from error
+        log.info("conv epilogue fusion: %s", report.as_dict())
+        return report.as_dict()
 
     def _quantize(self, torch: Any, module: Any, context: BuildContext, names: list[str]) -> tuple[Any, Any]:
         if context.device.startswith("cuda"):
