@@ -40,7 +40,9 @@ def run_once(spec_file: Path, target: str, work: Path, label: str) -> dict[str, 
         print(process.stderr[-3000:])
     summary = json.loads(termination.read_text())
     entry = summary["targets"][0]
-    return {"exit_code": process.returncode, "compile_seconds": entry.get("compile_seconds"),
+    compile_json = work / "out" / target / "compile.json"
+    phases = json.loads(compile_json.read_text()).get("compileSeconds") if compile_json.exists() else None
+    return {"exit_code": process.returncode, "compile_seconds": entry.get("compile_seconds"), "phases": phases,
             "cache_hit": entry.get("cache_hit"), "throughput": entry.get("throughput"),
             "speedup": entry.get("speedup")}
 
@@ -67,7 +69,8 @@ def main() -> None:
               "second": second, "second_over_first": ratio}
     args.out.write_text(json.dumps(result, indent=2))
     print(f"compile cache: first {first['compile_seconds']}s, second {second['compile_seconds']}s "
-          f"(cache_hit={second['cache_hit']}), ratio {ratio:.2f}")
+          f"(cache_hit={second['cache_hit']}), ratio {ratio:.2f}\nphases: first {first['phases']}\n"
+          f"        second {second['phases']}")
 
 
 if __name__ == "__main__":

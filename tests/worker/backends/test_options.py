@@ -6,7 +6,7 @@ import pytest
 
 from kubeopt.api.spec import BackendName, TorchCompileOptions
 from kubeopt.worker.backends.registry import BackendRegistry, default_registry
-from kubeopt.worker.backends.torch_compile import compile_kwargs
+from kubeopt.worker.backends.torch_compile import compile_kwargs, phase_breakdown
 from kubeopt.worker.runners import choose_providers
 
 
@@ -75,3 +75,13 @@ def test_torch_compile_int8_on_a_gpu_is_refused_with_a_pointer_to_tensorrt(tmp_p
 
     with pytest.raises(InvalidSpec, match="use backend tensorrt with precision int8"):
         TorchCompileBackend()._quantize(torch, torch.nn.Linear(4, 2), context, ["x"])
+
+
+def test_compile_seconds_split_into_compiler_autotuning_and_first_run() -> None:
+    before = {"_compile.compile_inner": 10.0, "mm_template_autotuning": 1.0}
+    after = {"_compile.compile_inner": 16.0, "mm_template_autotuning": 3.5, "conv_template_precompiling": 0.5,
+             "GraphLowering.run": 2.0}
+
+    phases = phase_breakdown(9.0, before, after)
+
+    assert phases == {"total": 9.0, "compiler": 6.0, "inductorAutotune": 3.0, "firstRun": 3.0}
