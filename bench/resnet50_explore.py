@@ -5,6 +5,8 @@ into the worker: cuDNN fused epilogues (``kubeopt.worker.fusion``) in eager mode
 hand-captured CUDA graph and under torch.compile; AOTInductor packages (compile seconds, load
 seconds, throughput with and without a CUDA graph); and cuDNN's exhaustive algorithm search.
 Every variant's relative error is taken against the eager FP32 output on the same input.
+On the H100 with torch 2.11 the AOTInductor packages compiled but ``aoti_load_package`` crashed the
+process (segmentation fault), so run them last or leave them out with ``--only``.
 
     python3 bench/resnet50_explore.py --batch 128 --out $OUT/explore.json
 """
