@@ -56,6 +56,8 @@ TARGETS: dict[str, tuple[str, dict[str, Any]]] = {
     "fp16-cl-ro-plain": ("fp16", {"channelsLast": True, "mode": "reduce-overhead", "convEpilogueFusion": False}),
     "bf16-cl-ro-plain": ("bf16", {"channelsLast": True, "mode": "reduce-overhead", "convEpilogueFusion": False}),
     "fp16-cl-manc": ("fp16", {"channelsLast": True, "mode": "max-autotune-no-cudagraphs"}),
+    "fp8": ("fp8", {}),
+    "fp8-ro": ("fp8", {"mode": "reduce-overhead"}),
     "fp16": ("fp16", {}),
     "bf16": ("bf16", {}),
     "fp16-ro": ("fp16", {"mode": "reduce-overhead"}),

@@ -162,3 +162,10 @@ def test_unwritable_output_is_storage_error(tmp_path: Path, digits: dict[str, Pa
                                validation={"uri": str(digits["validation"])})
 
     assert_failed(tmp_path, resource, Reason.STORAGE_ERROR, "check output.uri")
+
+
+def test_fp8_target_on_a_cpu_is_invalid_spec_naming_the_gpus_it_needs(tmp_path: Path, digits: dict[str, Path]) -> None:
+    targets = [{"name": "compile-fp8", "backend": "torch-compile", "precision": "fp8"}]
+    resource = digits_resource(digits["pt2"], "torch-export", tmp_path / "out", targets)
+
+    assert_failed(tmp_path, resource, Reason.INVALID_SPEC, "precision fp8 needs a GPU with FP8 tensor cores")

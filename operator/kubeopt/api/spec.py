@@ -58,6 +58,7 @@ class Precision(StrEnum):
     FP16 = "fp16"
     BF16 = "bf16"
     INT8 = "int8"
+    FP8 = "fp8"
 
 
 class CalibrationMethod(StrEnum):
@@ -212,7 +213,8 @@ class Target(Model):
         description="Unique name, a DNS label of at most 30 characters.",
     )
     backend: BackendName = Field(description="tensorrt, tf-trt, onnxruntime or torch-compile.")
-    precision: Precision = Field(default=Precision.FP32, description="fp32, fp16, bf16 or int8.")
+    precision: Precision = Field(default=Precision.FP32, description="fp32, fp16, bf16, int8, or fp8 (torch-compile on GPUs with compute capability 8.9+: "
+        "float8 e4m3 linear layers, the rest bf16).")
     tensorrt: TensorRTOptions | None = Field(default=None, description="Options when backend is tensorrt.")
     tf_trt: TfTrtOptions | None = Field(default=None, description="Options when backend is tf-trt.")
     onnxruntime: OnnxRuntimeOptions | None = Field(default=None, description="Options when backend is onnxruntime.")

@@ -2,6 +2,8 @@
 
 INT8 on CPU is PT2E static quantization with the x86 Inductor quantizer, calibrated on the
 spec's data, then compiled by Inductor with freezing (which folds the quantized weights).
+fp8 (GPUs with compute capability 8.9+) runs every linear layer as a float8 GEMM
+(``kubeopt.worker.float8``) and the rest in bf16.
 On CUDA there is no int8 path for the model formats kubeopt reads: torchao's GPU int8
 rewrites nn.Linear modules, which exported programs no longer contain, so an int8 target on
 a GPU is refused with a pointer to TensorRT rather than silently left in float.
@@ -27,7 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from kubeopt.api.spec import BackendName, Precision, TorchCompileOptions
-from kubeopt.worker import calibration, fusion
+from kubeopt.worker import calibration, float8, fusion
 from kubeopt.worker.backends.base import BuildContext, Built
 from kubeopt.worker.errors import BuildFailed, InvalidSpec, UnsupportedOp, first_line
 from kubeopt.worker.frameworks import require
@@ -93,7 +95,9 @@ class TorchCompileBackend:
         precision = context.target.precision
         names = [spec.name for spec in context.spec.model.inputs]
         module = context.source.torch_module()
-        dtype = {Precision.FP16: torch.float16, Precision.BF16: torch.bfloat16}.get(precision)
+        # fp8 runs its linear layers in float8 and everything else in bf16.
+        dtype = {Precision.FP16: torch.float16, Precision.BF16: torch.bfloat16,
+                 Precision.FP8: torch.bfloat16}.get(precision)
         provenance = None
         fused = self._fuse(torch, module, options, context)
         if precision is Precision.INT8:
@@ -102,6 +106,7 @@ class TorchCompileBackend:
             module = module.to(dtype)
         if options.channels_last:
             module = module.to(memory_format=torch.channels_last)
+        fp8_layers = self._to_fp8(torch, module, context) if precision is Precision.FP8 else None
         if context.device.startswith("cuda"):
             torch.backends.cudnn.benchmark = options.cudnn_benchmark
         cache_hit = self._load_cache(torch, context)
@@ -123,7 +128,7 @@ class TorchCompileBackend:
         self._save(torch, module, context, names, dtype)
         settings = {"mode": options.mode, "fullgraph": options.fullgraph, "dynamic": options.dynamic,
                     "backend": options.backend, "options": options.options, "channelsLast": options.channels_last,
-                    "cudnnBenchmark": options.cudnn_benchmark, "convEpilogueFusion": fused,
+                    "cudnnBenchmark": options.cudnn_benchmark, "convEpilogueFusion": fused, "fp8Linears": fp8_layers,
                     "precision": precision.value, "torch": torch.__version__, "compileSeconds": phases}
         (context.artifact_dir / "compile.json").write_text(json.dumps(settings, indent=2))
         files = [p.name for p in context.artifact_dir.iterdir() if p.name.startswith(("model.", "compile"))]
@@ -143,6 +148,19 @@ class TorchCompileBackend:
                               "torchCompile.convEpilogueFusion: false to compile without it") from error
         log.info("conv epilogue fusion: %s", report.as_dict())
         return report.as_dict()
+
+    def _to_fp8(self, torch: Any, module: Any, context: BuildContext) -> int:
+        """Linear layers to float8 (after the bf16 cast, which would otherwise upcast the float8 weights)."""
+        float8.check_device(context.device)
+        if not isinstance(module, torch.fx.GraphModule):
+            raise InvalidSpec(f"target {context.target.name}: precision fp8 needs model.format torch-export "
+                              "(the rewrite works on the exported graph); TorchScript models can use fp16 or bf16")
+        replaced = float8.quantize_linears(module)
+        if replaced == 0:
+            raise InvalidSpec(f"target {context.target.name}: precision fp8 found no linear layer with sizes that "
+                              "are multiples of 16 to run in float8; use bf16 for this model")
+        log.info("fp8: %d linear layers in float8", replaced)
+        return replaced
 
     def _quantize(self, torch: Any, module: Any, context: BuildContext, names: list[str]) -> tuple[Any, Any]:
         if context.device.startswith("cuda"):
