@@ -84,5 +84,5 @@ def test_weight_scales_are_one_per_output_channel_and_reach_the_e4m3_range() -> 
 
 
 def test_fp8_on_a_cpu_is_refused_naming_the_gpus_that_have_fp8() -> None:
-    with pytest.raises(InvalidSpec, match="compute capability 8.9 or newer"):
+    with pytest.raises(InvalidSpec, match=r"compute capability 8\.9 or newer"):
         float8.check_device("cpu")

@@ -213,8 +213,11 @@ class Target(Model):
         description="Unique name, a DNS label of at most 30 characters.",
     )
     backend: BackendName = Field(description="tensorrt, tf-trt, onnxruntime or torch-compile.")
-    precision: Precision = Field(default=Precision.FP32, description="fp32, fp16, bf16, int8, or fp8 (torch-compile on GPUs with compute capability 8.9+: "
-        "float8 e4m3 linear layers, the rest bf16).")
+    precision: Precision = Field(
+        default=Precision.FP32,
+        description="fp32, fp16, bf16, int8, or fp8 (torch-compile on GPUs with compute capability 8.9+: "
+        "float8 e4m3 linear layers, the rest bf16).",
+    )
     tensorrt: TensorRTOptions | None = Field(default=None, description="Options when backend is tensorrt.")
     tf_trt: TfTrtOptions | None = Field(default=None, description="Options when backend is tf-trt.")
     onnxruntime: OnnxRuntimeOptions | None = Field(default=None, description="Options when backend is onnxruntime.")
