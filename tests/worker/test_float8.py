@@ -86,3 +86,16 @@ def test_weight_scales_are_one_per_output_channel_and_reach_the_e4m3_range() -> 
 def test_fp8_on_a_cpu_is_refused_naming_the_gpus_that_have_fp8() -> None:
     with pytest.raises(InvalidSpec, match=r"compute capability 8\.9 or newer"):
         float8.check_device("cpu")
+
+
+def test_the_float8_graph_compiles_as_one_graph_without_breaks() -> None:
+    x = torch.randn(2, 8, 64).bfloat16()
+    module = exported_bf16(Encoderish(), x.float())
+    expected = module(x)
+    float8.quantize_linears(module)
+    torch._dynamo.reset()
+
+    compiled = torch.compile(module, fullgraph=True, dynamic=False)  # a graph break raises here
+
+    with torch.inference_mode():
+        assert relative_error(compiled(x), expected) < 0.08

@@ -23,6 +23,9 @@ from kubeopt.worker.frameworks import require
 E4M3_MAX = 448.0  # the largest finite float8_e4m3fn value
 FP8_PREFIX = "kubeopt_fp8_"
 MIN_CAPABILITY = (8, 9)
+# Set by quantize_linears. fp8_linear runs inside compiled graphs, where the lazy import that
+# require() does would break the graph at every layer (and recompile past Dynamo's limit).
+_torch: Any = None
 
 
 def check_device(device: str) -> None:
@@ -40,7 +43,7 @@ def check_device(device: str) -> None:
 
 def fp8_linear(x: Any, weight_fp8: Any, weight_scale: Any, bias: Any) -> Any:
     """x @ weight.T + bias with both operands in float8 e4m3 (row-wise activation scales)."""
-    torch = require("torch", "torch-compile")
+    torch = _torch or require("torch", "torch-compile")
     leading, features = x.shape[:-1], x.shape[-1]
     rows = x.reshape(-1, features).float()
     scale = rows.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / E4M3_MAX
@@ -81,7 +84,8 @@ def _remove_unused_attributes(module: Any, targets: set[str]) -> None:
 def quantize_linears(module: Any) -> int:
     """Replace every aten.linear with a constant 2-D weight (sizes multiples of 16) by fp8_linear,
     in place; return how many were replaced."""
-    torch = require("torch", "torch-compile")
+    global _torch
+    torch = _torch = require("torch", "torch-compile")
     graph = module.graph
     replaced = 0
     old_weights: set[str] = set()
