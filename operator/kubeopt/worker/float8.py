@@ -15,6 +15,7 @@ Layers whose sizes are not multiples of 16 stay bf16: the FP8 kernels need 16-by
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 from kubeopt.worker.errors import InvalidSpec
@@ -64,13 +65,6 @@ def quantize_weight(weight: Any) -> tuple[Any, Any]:
     return quantized.contiguous(), scale.t().contiguous()
 
 
-def _attribute(module: Any, target: str) -> Any:
-    value = module
-    for part in target.split("."):
-        value = getattr(value, part)
-    return value
-
-
 def _remove_unused_attributes(module: Any, targets: set[str]) -> None:
     """Drop the replaced bf16 weights, so the saved program does not carry both copies."""
     still_used = {node.target for node in module.graph.nodes if node.op == "get_attr"}
@@ -96,7 +90,7 @@ def quantize_linears(module: Any) -> int:
         bias = node.args[2] if len(node.args) > 2 else node.kwargs.get("bias")
         if getattr(weight_node, "op", None) != "get_attr":
             continue
-        weight = _attribute(module, weight_node.target)
+        weight = operator.attrgetter(weight_node.target)(module)
         if weight.dim() != 2 or weight.shape[0] % 16 or weight.shape[1] % 16:
             continue
         quantized, scale = quantize_weight(weight)

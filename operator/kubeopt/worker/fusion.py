@@ -73,19 +73,12 @@ def conv_args(node: Any) -> ConvArgs | None:
                     _pair(values["padding"]), _pair(values["dilation"]), int(values["groups"]))
 
 
-def _attribute(module: Any, target: str) -> Any:
-    value = module
-    for part in target.split("."):
-        value = getattr(value, part)
-    return value
-
-
 def _constant(module: Any, node: Any) -> Any:
     """The tensor behind a get_attr node, None for None, and False for anything else."""
     if node is None:
         return None
     if getattr(node, "op", None) == "get_attr":
-        return _attribute(module, node.target)
+        return operator.attrgetter(node.target)(module)
     return False
 
 
