@@ -23,7 +23,7 @@ import pytest
 import yaml
 from kubeopt_e2e import S3Server
 from kubeopt_e2e.clients import Helm, Kubectl
-from kubeopt_e2e.kubelet import FakeKubelet
+from kubeopt_e2e.kubelet import FakeKubelet, enforces_memory_limits, memory_bytes
 from kubeopt_e2e.operator import OperatorProcess, running_operator, service_account_kubeconfig
 
 from kubeopt.storage.manifest import verify
@@ -400,6 +400,43 @@ def test_a_pod_no_node_can_take_stalls_the_resource_with_the_schedulers_message(
     # What KubeoptOptimizationStalled and the dashboard's "Stalled optimizations" read.
     series = (f'kubeopt_optimization_condition{{condition="Stalled",name="gpu",namespace="{namespace}",'
               'reason="Unschedulable"} 1.0')
+    eventually("the Stalled condition series", lambda: series in operator.metrics(), timeout=10,
+               explain=operator.tail)
+
+
+# -- out of memory: OOMKilled ----------------------------------------------------------------
+
+def test_kubernetes_memory_quantities_are_read_as_bytes() -> None:
+    assert [memory_bytes(q) for q in ("48Mi", "1Gi", "500M", "1048576", "1.5Ki")] == \
+        [48 * 2**20, 2**30, 500 * 10**6, 2**20, 1536]
+
+
+@pytest.mark.skipif(not enforces_memory_limits(),
+                    reason="the fake kubelet caps memory through a writable cgroup v1 memory controller (root)")
+def test_a_target_over_its_memory_limit_fails_oomkilled_with_the_fix_in_the_message(
+        kubectl: Kubectl, operator: OperatorProcess, kubelet: FakeKubelet, storage: S3Store,
+        s3_server: S3Server) -> None:
+    namespace = new_namespace(kubectl, "e2e-oom")
+    storage_secret(kubectl, namespace, s3_server)
+    # The worker needs about 66 MB just to import ONNX Runtime: 48Mi is too little, and the
+    # kernel kills it inside its memory cgroup, as on a node.
+    body = resource("small", namespace, [{"name": "ort", "backend": "onnxruntime"}],
+                    storage=storage_spec(s3_server), resources={"gpu": 0, "memory": "48Mi"})
+    kubectl.apply(yaml.safe_dump(body))
+
+    done = eventually("Stalled", lambda: settled(kubectl, "small", namespace), timeout=240,
+                      explain=explain(kubectl, namespace, operator))
+
+    target = done["status"]["targets"][0]
+    assert (target["phase"], target["reason"]) == ("Failed", "OOMKilled"), target
+    assert "raise spec.resources.memory" in target["message"]
+    assert (condition(done, "Stalled")["reason"], condition(done, "Ready")["status"]) == ("OOMKilled", "False")
+    pods = kubectl.json("get", "pods", "-n", namespace)["items"]
+    ends = [pod["status"]["containerStatuses"][0]["state"]["terminated"] for pod in pods]
+    assert [(end["reason"], end["exitCode"]) for end in ends] == [("OOMKilled", 137)] * 2  # backoffLimit 1: a retry
+    assert list(storage.list(parse_uri(f"s3://artifacts/{namespace}/small/"))) == []  # nothing published
+    series = (f'kubeopt_optimization_condition{{condition="Stalled",name="small",namespace="{namespace}",'
+              'reason="OOMKilled"} 1.0')
     eventually("the Stalled condition series", lambda: series in operator.metrics(), timeout=10,
                explain=operator.tail)
 

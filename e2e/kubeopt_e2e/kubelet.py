@@ -14,6 +14,11 @@ executable is mapped (``executables={"kubeopt": [".venv/bin/kubeopt"]}``). When 
 exits, the termination message file's contents (or, with ``FallbackToLogsOnError`` and a
 failure, the log's tail) become ``state.terminated.message``, as on a real node.
 A namespace can be held (``hold``, ``release``): its new pods then stay Pending, unbound.
+
+Memory limits are real where the machine has a writable cgroup v1 memory controller (root):
+the container runs in its own memory cgroup capped at ``resources.limits.memory``, the kernel
+kills it when it goes over, and the status says ``OOMKilled`` with exit code 137, as a
+container runtime reports it. Elsewhere limits are not enforced (``enforces_memory_limits``).
 """
 
 from __future__ import annotations
@@ -34,11 +39,57 @@ from typing import Any, cast
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-__all__ = ["FakeKubelet", "PodRun"]
+__all__ = ["FakeKubelet", "PodRun", "enforces_memory_limits", "memory_bytes"]
 
 log = logging.getLogger(__name__)
 MESSAGE_LIMIT = 4096
 DEFAULT_TERMINATION_PATH = "/dev/termination-log"
+MEMORY_CGROUPS = Path("/sys/fs/cgroup/memory")
+QUANTITY_SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9,
+                     "T": 10**12}
+
+
+def memory_bytes(quantity: str) -> int:
+    """A Kubernetes memory quantity ("64Mi", "1G", "1048576") in bytes."""
+    for suffix in sorted(QUANTITY_SUFFIXES, key=len, reverse=True):
+        if quantity.endswith(suffix):
+            return int(float(quantity[: -len(suffix)]) * QUANTITY_SUFFIXES[suffix])
+    return int(float(quantity))
+
+
+def enforces_memory_limits() -> bool:
+    """Whether this machine lets the fake kubelet cap a container's memory (cgroup v1, writable)."""
+    return (MEMORY_CGROUPS / "memory.limit_in_bytes").exists() and os.access(MEMORY_CGROUPS, os.W_OK)
+
+
+class MemoryCgroup:
+    """One container's memory cgroup: a cap, the processes' entry point, and whether the kernel
+    OOM-killed anything in it."""
+
+    def __init__(self, name: str, limit: int) -> None:
+        self.path = MEMORY_CGROUPS / "kubeopt-e2e" / name
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / "memory.limit_in_bytes").write_text(str(limit))
+        swap = self.path / "memory.memsw.limit_in_bytes"
+        if swap.exists():  # no swapping out of the limit: over it is over it, as on a node without swap
+            swap.write_text(str(limit))
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        """argv started inside the cgroup: the shell enters it, then execs the command in its place."""
+        return ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(self.path), *argv]
+
+    def oom_killed(self) -> bool:
+        for line in (self.path / "memory.oom_control").read_text().splitlines():
+            if line.startswith("oom_kill "):
+                return int(line.split()[1]) > 0
+        return False
+
+    def remove(self) -> None:
+        for path in (self.path, self.path.parent):  # the parent only once no container uses it
+            try:
+                path.rmdir()
+            except OSError as error:  # still in use, or emptying: the kernel frees it after the last task
+                log.debug("kept %s: %s", path, error)
 
 
 def _now() -> str:
@@ -259,22 +310,32 @@ class FakeKubelet:
         if argv and argv[0] in self.executables:
             argv = [*self.executables[argv[0]], *argv[1:]]
         env = self._environment(run.namespace, container, paths)
+        limit = ((container.get("resources") or {}).get("limits") or {}).get("memory")
+        cgroup = MemoryCgroup(f"{run.namespace}_{run.name}", memory_bytes(limit)) \
+            if limit and enforces_memory_limits() else None
         run.argv, run.log = argv, pod_dir / "container.log"
         started = _now()
-        with open(run.log, "wb") as output:
-            run.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                                           env=env, cwd=pod_dir)
-            self._write_status(run, "Running", {"name": container["name"], "ready": True, "restartCount": 0,
-                                                "image": container.get("image", ""), "imageID": "",
-                                                "started": True, "state": {"running": {"startedAt": started}}})
-            code = run.process.wait()
+        try:
+            with open(run.log, "wb") as output:
+                run.process = subprocess.Popen(cgroup.wrap(argv) if cgroup else argv, stdin=subprocess.DEVNULL,
+                                               stdout=output, stderr=subprocess.STDOUT, env=env, cwd=pod_dir)
+                self._write_status(run, "Running", {"name": container["name"], "ready": True, "restartCount": 0,
+                                                    "image": container.get("image", ""), "imageID": "",
+                                                    "started": True, "state": {"running": {"startedAt": started}}})
+                code = run.process.wait()
+            oom_killed = cgroup is not None and cgroup.oom_killed()
+        finally:
+            if cgroup is not None:
+                cgroup.remove()
+        if code < 0:  # killed by a signal: runtimes report 128 + the signal's number
+            code = 128 - code
         message = termination.read_text(errors="replace")[:MESSAGE_LIMIT]
         if not message.strip() and code != 0 and container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
             message = run.log.read_bytes()[-2048:].decode(errors="replace")
         run.message, run.exit_code = message, code
         if self._stop.is_set():
             return
-        reason = "Completed" if code == 0 else "Error"
+        reason = "OOMKilled" if oom_killed else "Completed" if code == 0 else "Error"
         state = self._terminated(pod, code, reason, message, started)
         self._write_status(run, "Succeeded" if code == 0 else "Failed", state)
 
