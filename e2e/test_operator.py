@@ -441,6 +441,33 @@ def test_a_target_over_its_memory_limit_fails_oomkilled_with_the_fix_in_the_mess
                explain=operator.tail)
 
 
+# -- out of time: DeadlineExceeded ---------------------------------------------------------------
+
+def test_a_target_past_its_deadline_fails_deadline_exceeded_with_the_fix_in_the_message(
+        kubectl: Kubectl, operator: OperatorProcess, kubelet: FakeKubelet, crd: None) -> None:
+    namespace = new_namespace(kubectl, "e2e-late")
+    kubelet.hold(namespace)  # the pod never runs: only the Job controller's clock moves
+    try:
+        body = resource("late", namespace, [{"name": "ort", "backend": "onnxruntime"}],
+                        activeDeadlineSeconds=60, backoffLimit=3)
+        kubectl.apply(yaml.safe_dump(body))
+        job = eventually("the target's Job", lambda: jobs_of(kubectl, namespace),
+                         explain=explain(kubectl, namespace, operator))[0]
+        assert job["spec"]["activeDeadlineSeconds"] == 60
+
+        done = eventually("Stalled", lambda: settled(kubectl, "late", namespace), timeout=180,
+                          explain=explain(kubectl, namespace, operator))
+    finally:
+        kubelet.release(namespace)
+
+    target = done["status"]["targets"][0]
+    assert (target["phase"], target["reason"]) == ("Failed", "DeadlineExceeded"), target
+    assert "spec.activeDeadlineSeconds (60s)" in target["message"]
+    assert condition(done, "Stalled")["reason"] == "DeadlineExceeded"
+    failed = next(c for c in jobs_of(kubectl, namespace)[0]["status"]["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "DeadlineExceeded"  # the Job controller's verdict, not the operator's guess
+
+
 # -- f) generations and deletion ---------------------------------------------------------------
 
 def test_spec_change_replaces_old_generation_jobs_and_deletion_collects_them(
