@@ -175,6 +175,7 @@ INVALID = [
     ("int8-without-calibration", [{**ORT, "precision": "int8"}], "int8 targets need spec.calibration"),
     ("options-of-another-backend", [{**ORT, "tensorrt": {}}], "options block tensorrt is only for backend tensorrt"),
     ("duplicate-target-names", [ORT, ORT], "target names must be unique"),
+    ("fp8-outside-torch-compile", [{**ORT, "precision": "fp8"}], "precision fp8 is only for backend torch-compile"),
     ("unknown-precision", [{**ORT, "precision": "fp64"}], 'spec.targets[0].precision: Unsupported value: "fp64"'),
 ]
 

@@ -41,6 +41,13 @@ def test_int8_target_without_calibration_is_rejected() -> None:
         parse_resource(document)
 
 
+def test_fp8_on_a_backend_other_than_torch_compile_is_rejected() -> None:
+    document = with_spec(targets=[{"name": "f", "backend": "onnxruntime", "precision": "fp8"}])
+
+    with pytest.raises(SpecError, match=r"spec.targets\[0\] \(f\): precision fp8 is only for backend torch-compile"):
+        parse_resource(document)
+
+
 def test_options_block_of_another_backend_is_rejected() -> None:
     document = with_spec(targets=[{"name": "t", "backend": "onnxruntime", "torchCompile": {"mode": "default"}}])
 

@@ -103,11 +103,14 @@ def spec_schema() -> dict[str, Any]:
         },
     ]
     schema["properties"]["targets"]["items"]["x-kubernetes-validations"] = [
-        {
+        *({
             "rule": f"!has(self.{to_camel(field)}) || self.backend == '{backend.value}'",
             "message": f"options block {to_camel(field)} is only for backend {backend.value}",
-        }
-        for backend, field in OPTION_FIELD_BY_BACKEND.items()
+        } for backend, field in OPTION_FIELD_BY_BACKEND.items()),
+        {
+            "rule": "!has(self.precision) || self.precision != 'fp8' || self.backend == 'torch-compile'",
+            "message": "precision fp8 is only for backend torch-compile",
+        },
     ]
     return schema
 

@@ -394,6 +394,8 @@ def cross_field_errors(spec: ModelOptimizationSpec) -> list[str]:
         where = f"spec.targets[{index}] ({target.name})"
         if target.precision is Precision.INT8 and spec.calibration is None:
             errors.append(f"{where}: precision int8 needs spec.calibration (uri of calibration data)")
+        if target.precision is Precision.FP8 and target.backend is not BackendName.TORCH_COMPILE:
+            errors.append(f"{where}: precision fp8 is only for backend torch-compile")
         expected = OPTION_FIELD_BY_BACKEND[target.backend]
         for field in OPTION_FIELD_BY_BACKEND.values():
             if field != expected and getattr(target, field) is not None:
