@@ -6,7 +6,7 @@ import pytest
 
 from kubeopt.api.spec import BackendName, TorchCompileOptions
 from kubeopt.worker.backends.registry import BackendRegistry, default_registry
-from kubeopt.worker.backends.torch_compile import compile_kwargs, phase_breakdown
+from kubeopt.worker.backends.torch_compile import compile_kwargs, phase_breakdown, with_rewrite_hint
 from kubeopt.worker.runners import choose_providers
 
 
@@ -85,3 +85,16 @@ def test_compile_seconds_split_into_compiler_autotuning_and_first_run() -> None:
     phases = phase_breakdown(9.0, before, after)
 
     assert phases == {"total": 9.0, "compiler": 6.0, "inductorAutotune": 3.0, "firstRun": 3.0}
+
+
+def test_a_build_failure_after_epilogue_fusion_says_how_to_build_without_it() -> None:
+    from kubeopt.worker.errors import BuildFailed
+
+    error = BuildFailed("torch.compile failed at batch 32: RuntimeError: cuDNN error: CUDNN_STATUS_NOT_SUPPORTED")
+
+    hinted = with_rewrite_hint(error, {"foldedBatchNorms": 53, "convRelu": 33, "convAddRelu": 16})
+
+    assert str(hinted).startswith(str(error))
+    assert "rewritten 49 convolutions" in str(hinted)
+    assert "torchCompile.convEpilogueFusion: false" in str(hinted)
+    assert with_rewrite_hint(error, None) is error

@@ -79,6 +79,16 @@ def phase_breakdown(total: float, before: dict[str, float], after: dict[str, flo
             "firstRun": round(max(total - compiling, 0.0), 2)}
 
 
+def with_rewrite_hint(error: BuildFailed, fused: dict[str, int] | None) -> BuildFailed:
+    """A build failure of a graph kubeopt rewrote says how to rule the rewrite out: cuDNN can
+    refuse a fused convolution that its plain one would run."""
+    if not fused:
+        return error
+    return BuildFailed(f"{error} (convEpilogueFusion had rewritten {fused['convRelu'] + fused['convAddRelu']} "
+                       "convolutions into cuDNN fused calls; set torchCompile.convEpilogueFusion: false to build "
+                       "the graph as exported)")
+
+
 class TorchCompileBackend:
     name: ClassVar[BackendName] = BackendName.TORCH_COMPILE
     consumes: ClassVar[Representation] = Representation.TORCH
@@ -123,7 +133,10 @@ class TorchCompileBackend:
             raise InvalidSpec(f"torchCompile: {first_line(error)}") from error
         runner = TorchRunner(compiled, names, context.device, dtype, options.channels_last)
         before = compiler_seconds(torch)
-        compile_seconds = self._warm(runner, context)
+        try:
+            compile_seconds = self._warm(runner, context)
+        except BuildFailed as error:
+            raise with_rewrite_hint(error, fused) from error
         phases = phase_breakdown(compile_seconds, before, compiler_seconds(torch))
         self._save(torch, module, context, names, dtype)
         settings = {"mode": options.mode, "fullgraph": options.fullgraph, "dynamic": options.dynamic,
