@@ -243,6 +243,9 @@ def register_fake_kernels() -> None:
                            dilation: Any, groups: Any) -> Any:
         return _conv_output(input, weight, _pair(stride), _pair(padding), _pair(dilation))
 
-    library.impl("cudnn_convolution_relu", conv_relu_meta, "Meta")
-    library.impl("cudnn_convolution_add_relu", conv_add_relu_meta, "Meta")
+    kernels = {"cudnn_convolution_relu": conv_relu_meta, "cudnn_convolution_add_relu": conv_add_relu_meta}
+    for name, kernel in kernels.items():
+        # A torch that ships its own meta kernel for the op keeps it.
+        if not torch._C._dispatch_has_kernel_for_dispatch_key(f"aten::{name}", "Meta"):
+            library.impl(name, kernel, "Meta")
     _registered.append(library)  # the registration lives as long as the Library object
