@@ -320,6 +320,7 @@ def test_metrics_endpoint_shows_per_target_gauges(operator: OperatorProcess, fin
         labels = f'name="digits",namespace="{namespace}",target="{target}"'
         assert f"kubeopt_target_throughput_samples_per_second{{{labels}}}" in text
         assert f"kubeopt_target_speedup_ratio{{{labels}}}" in text
+        assert f"kubeopt_target_compile_seconds{{{labels}}}" in text
     assert 'kubeopt_optimizations{phase="Succeeded"}' in text
     assert "kubeopt_target_jobs_created_total" in text
 

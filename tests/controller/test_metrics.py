@@ -21,7 +21,7 @@ def test_every_listed_name_is_exposed_on_the_registry() -> None:
     metrics.job_duration.labels(namespace="ml").observe(42)
     metrics.record_targets("ml", "digits", [TargetStatus(
         name="ort", phase=Phase.SUCCEEDED,
-        metrics=TargetMetrics(throughput="5000.0", latency_p50_ms="0.4", speedup="1.5"))])
+        metrics=TargetMetrics(throughput="5000.0", latency_p50_ms="0.4", speedup="1.5", compile_seconds="7.2"))])
     metrics.record_conditions("ml", "digits", [Condition(type="Ready", status="True", reason="Succeeded")])
 
     text = generate_latest(registry).decode()
@@ -36,12 +36,13 @@ def test_per_target_gauges_carry_namespace_name_and_target_only() -> None:
 
     metrics.record_targets("ml", "digits", [TargetStatus(
         name="ort", phase=Phase.SUCCEEDED,
-        metrics=TargetMetrics(throughput="5000.0", latency_p50_ms="0.4", speedup="1.5"))])
+        metrics=TargetMetrics(throughput="5000.0", latency_p50_ms="0.4", speedup="1.5", compile_seconds="7.2"))])
 
     labels = {"namespace": "ml", "name": "digits", "target": "ort"}
     assert registry.get_sample_value("kubeopt_target_throughput_samples_per_second", labels) == 5000.0
     assert registry.get_sample_value("kubeopt_target_latency_p50_seconds", labels) == 0.0004
     assert registry.get_sample_value("kubeopt_target_speedup_ratio", labels) == 1.5
+    assert registry.get_sample_value("kubeopt_target_compile_seconds", labels) == 7.2
 
 
 def test_forgetting_a_resource_drops_its_series() -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubeopt.controller.metrics import (
+    COMPILE,
     CONDITION,
     JOB_DURATION,
     JOBS_CREATED,
@@ -134,9 +135,10 @@ def _panels() -> list[Panel]:
               [_per_target(LATENCY_P50)], unit="s", width=8),
         Panel("Speedup", "Throughput over the baseline measured in the same Job, per succeeded target.",
               [_per_target(SPEEDUP)], unit="suffix:x", width=8),
-        Panel("Targets", "The latest figures of every succeeded target.", [
+        Panel("Targets", "The latest figures of every succeeded target, with the seconds its build took.", [
             Query(f"max by (namespace, name, target) ({metric}{{{NS}}})", legend, instant=True)
-            for metric, legend in ((THROUGHPUT, "throughput"), (LATENCY_P50, "latency p50"), (SPEEDUP, "speedup"))
+            for metric, legend in ((THROUGHPUT, "throughput"), (LATENCY_P50, "latency p50"), (SPEEDUP, "speedup"),
+                                   (COMPILE, "compile s"))
         ], kind="table", width=24, extra={"table": Table()}),
         Panel("Stalled optimizations", "ModelOptimizations whose Stalled condition is True, with its reason "
               "(Unschedulable, InvalidSpec, a failed target's reason): none progresses without a change. "

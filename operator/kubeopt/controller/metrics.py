@@ -26,12 +26,13 @@ JOB_DURATION = f"{PREFIX}_target_job_duration_seconds"
 THROUGHPUT = f"{PREFIX}_target_throughput_samples_per_second"
 LATENCY_P50 = f"{PREFIX}_target_latency_p50_seconds"
 SPEEDUP = f"{PREFIX}_target_speedup_ratio"
+COMPILE = f"{PREFIX}_target_compile_seconds"
 CONDITION = f"{PREFIX}_optimization_condition"
 
 #: Names as exposed (counters gain ``_total``), for dashboards and drift checks.
 METRIC_NAMES: tuple[str, ...] = (
     OPTIMIZATIONS, f"{JOBS_CREATED}_total", f"{JOBS_SUCCEEDED}_total", f"{JOBS_FAILED}_total",
-    f"{RECONCILE_ERRORS}_total", JOB_DURATION, THROUGHPUT, LATENCY_P50, SPEEDUP, CONDITION,
+    f"{RECONCILE_ERRORS}_total", JOB_DURATION, THROUGHPUT, LATENCY_P50, SPEEDUP, COMPILE, CONDITION,
 )
 
 TARGET_LABELS = ("namespace", "name", "target")
@@ -61,6 +62,9 @@ class Metrics:
                                  registry=registry)
         self.speedup = Gauge(SPEEDUP, "Throughput over the baseline measured in the same Job.", TARGET_LABELS,
                              registry=registry)
+        self.compile_seconds = Gauge(COMPILE, "Seconds the target's build took: for torch-compile the first call "
+                                     "per batch size (Dynamo, Inductor, autotuning, cuDNN's algorithm search).",
+                                     TARGET_LABELS, registry=registry)
         self.condition = Gauge(CONDITION, "A ModelOptimization's condition: 1 when True, else 0; "
                                "labelled with its current reason.", CONDITION_LABELS, registry=registry)
         self._reasons: dict[tuple[str, str, str], str] = {}
@@ -89,6 +93,8 @@ class Metrics:
                 self.latency_p50.labels(**labels).set(float(m.latency_p50_ms) / 1000.0)
             if m.speedup is not None:
                 self.speedup.labels(**labels).set(float(m.speedup))
+            if m.compile_seconds is not None:
+                self.compile_seconds.labels(**labels).set(float(m.compile_seconds))
 
     def record_conditions(self, namespace: str, name: str, conditions: Iterable[Condition]) -> None:
         """Publish the resource's Ready, Reconciling and Stalled; a changed reason replaces its series."""
@@ -107,7 +113,7 @@ class Metrics:
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop a deleted resource's per-target and per-condition series."""
-        for gauge in (self.throughput, self.latency_p50, self.speedup):
+        for gauge in (self.throughput, self.latency_p50, self.speedup, self.compile_seconds):
             for labels in list(_label_sets(gauge, TARGET_LABELS)):
                 if labels[0] == namespace and labels[1] == name:
                     gauge.remove(*labels)
