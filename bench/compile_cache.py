@@ -15,14 +15,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_bench import build_model, export, spec_for
+from gpu_bench import prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,14 +52,10 @@ def main() -> None:
     parser.add_argument("--batches", type=lambda s: [int(b) for b in s.split(",")], default=[128])
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="kubeopt-cache-"))
-    model, input_spec, samples = build_model(args.model)
-    export(model, samples, work / "model.pt2")
-    np.savez(work / "validation.npz", **{input_spec["name"]: samples})
-    resource = spec_for(args.model, work / "model.pt2", input_spec, work / "validation.npz", work / "out",
-                        [args.target], args.batches, 50)
+    workload = prepare(args.model, [args.target], args.batches, 50, "kubeopt-cache-")
+    work = workload.work
     spec_file = work / "spec.yaml"
-    spec_file.write_text(yaml.safe_dump(resource))
+    spec_file.write_text(yaml.safe_dump(workload.resource))
     first = run_once(spec_file, args.target, work, "first")
     second = run_once(spec_file, args.target, work, "second")
     ratio = (second["compile_seconds"] or 0) / (first["compile_seconds"] or 1)  # type: ignore[operator]

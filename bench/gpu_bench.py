@@ -17,6 +17,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,28 @@ def eager_references(model: torch.nn.Module, input_name: str, data: Dataset, set
     return refs
 
 
+@dataclass(frozen=True)
+class Workload:
+    """A model built, exported and described as a ModelOptimization, in a fresh work folder."""
+
+    work: Path
+    model: torch.nn.Module
+    input_spec: dict[str, Any]
+    samples: np.ndarray
+    resource: dict[str, Any]
+
+
+def prepare(name: str, targets: list[str], batches: list[int], iterations: int, prefix: str) -> Workload:
+    """Build ``name`` with random weights, export it, save its validation samples and write the spec."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    model, input_spec, samples = build_model(name)
+    export(model, samples, work / "model.pt2")
+    np.savez(work / "validation.npz", **{input_spec["name"]: samples})
+    resource = spec_for(name, work / "model.pt2", input_spec, work / "validation.npz", work / "out", targets,
+                        batches, iterations)
+    return Workload(work, model, input_spec, samples, resource)
+
+
 def spec_for(name: str, model_path: Path, input_spec: dict[str, Any], validation: Path, out: Path,
              targets: list[str], batches: list[int], iterations: int) -> dict[str, Any]:
     vision = name != "bert-base"
@@ -176,12 +199,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="kubeopt-bench-"))
-    model, input_spec, samples = build_model(args.model)
-    export(model, samples, work / "model.pt2")
-    np.savez(work / "validation.npz", **{input_spec["name"]: samples})
-    resource = parse_resource(spec_for(args.model, work / "model.pt2", input_spec, work / "validation.npz",
-                                       work / "out", args.targets, args.batches, args.iterations))
+    workload = prepare(args.model, args.targets, args.batches, args.iterations, "kubeopt-bench-")
+    work, model, input_spec, samples = workload.work, workload.model, workload.input_spec, workload.samples
+    resource = parse_resource(workload.resource)
     started = time.perf_counter()
     outcome = run_optimization(resource, RunSettings(device="cuda", workspace=work / "ws",
                                                      progress=lambda line: print(line, flush=True)),
