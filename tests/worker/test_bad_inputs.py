@@ -169,3 +169,11 @@ def test_fp8_target_on_a_cpu_is_invalid_spec_naming_the_gpus_it_needs(tmp_path: 
     resource = digits_resource(digits["pt2"], "torch-export", tmp_path / "out", targets)
 
     assert_failed(tmp_path, resource, Reason.INVALID_SPEC, "precision fp8 needs a GPU with FP8 tensor cores")
+
+
+def test_precision_the_backend_does_not_have_is_invalid_spec_naming_what_it_has(
+        tmp_path: Path, digits: dict[str, Path]) -> None:
+    targets = [{"name": "ort-bf16", "backend": "onnxruntime", "precision": "bf16"}]
+    resource = digits_resource(digits["onnx"], "onnx", tmp_path / "out", targets)
+
+    assert_failed(tmp_path, resource, Reason.INVALID_SPEC, "backend onnxruntime supports fp32, fp16, int8, not bf16")

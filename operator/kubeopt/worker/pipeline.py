@@ -212,6 +212,10 @@ def _run_target(run: _Run, target: Target, source: SourceModel, validation: Data
     artifact_dir.mkdir(parents=True, exist_ok=True)
     try:
         backend = run.registry.get(target.backend)
+        if target.precision not in backend.precisions:
+            supported = ", ".join(p.value for p in Precision if p in backend.precisions)
+            raise InvalidSpec(f"target {target.name}: backend {target.backend.value} supports {supported}, not "
+                              f"{target.precision.value}; torch-compile takes every precision")
         backend.check_available(run.settings.device)
         previous = _previous_artifact(run, target, workspace / "previous")
         progress(f"{target.name}: build {target.backend.value} {target.precision.value}"

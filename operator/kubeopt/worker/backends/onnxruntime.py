@@ -68,9 +68,6 @@ class OnnxRuntimeBackend:
     def build(self, context: BuildContext) -> Built:
         options = context.target.onnxruntime or OnnxRuntimeOptions()
         precision = context.target.precision
-        if precision not in self.precisions:
-            raise InvalidSpec(f"target {context.target.name}: onnxruntime supports fp32, fp16 and int8, not "
-                              f"{precision.value}; use torch-compile for bf16")
         source = context.source.onnx_path()
         model_path = context.artifact_dir / "model.onnx"
         provenance = None

@@ -102,8 +102,6 @@ class TensorRTBackend:
         trt = require("tensorrt", self.name.value)
         options = context.target.tensorrt or TensorRTOptions()
         precision = context.target.precision
-        if precision not in self.precisions:
-            raise InvalidSpec(f"tensorrt: precision {precision.value} is not supported; use fp32, fp16 or int8")
         onnx_model, provenance = self._typed_onnx(context, options, precision)
         profile = optimization_profile(context.spec.model.inputs, context.spec.benchmark.batch_sizes, options,
                                        context.source.example)

@@ -30,12 +30,13 @@ from kubeopt.worker.runners import Feeds
 from kubeopt.worker.source import Representation
 
 LAST_TF_WITH_TRT = (2, 17)
+TF_TRT_PRECISIONS = frozenset({Precision.FP32, Precision.FP16, Precision.INT8})
 
 
 def conversion_params(options: TfTrtOptions, precision: Precision) -> dict[str, Any]:
     """Keyword arguments of TrtConversionParams for the options and precision."""
-    if precision is Precision.BF16:
-        raise InvalidSpec("tf-trt: precision bf16 is not supported; use fp32, fp16 or int8")
+    if precision not in TF_TRT_PRECISIONS:  # its precision_mode names only these
+        raise InvalidSpec(f"tf-trt: precision {precision.value} is not supported; use fp32, fp16 or int8")
     return {
         "precision_mode": precision.value.upper(),
         "minimum_segment_size": options.minimum_segment_size,
@@ -75,7 +76,7 @@ def batches_fn(feeds_list: list[Feeds], tf: Any) -> Callable[[], Iterator[tuple[
 class TfTrtBackend:
     name: ClassVar[BackendName] = BackendName.TF_TRT
     consumes: ClassVar[Representation] = Representation.TENSORFLOW
-    precisions: ClassVar[frozenset[Precision]] = frozenset({Precision.FP32, Precision.FP16, Precision.INT8})
+    precisions: ClassVar[frozenset[Precision]] = TF_TRT_PRECISIONS
 
     def check_available(self, device: str) -> None:
         tf = require("tensorflow", self.name.value)
