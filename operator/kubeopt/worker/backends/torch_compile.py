@@ -103,6 +103,8 @@ class TorchCompileBackend:
         torch = require("torch", self.name.value)
         options = context.target.torch_compile or TorchCompileOptions()
         precision = context.target.precision
+        if precision is Precision.FP8:  # refuse before loading the model, not after
+            float8.check_device(context.device)
         names = [spec.name for spec in context.spec.model.inputs]
         module = context.source.torch_module()
         # fp8 runs its linear layers in float8 and everything else in bf16.
@@ -150,7 +152,7 @@ class TorchCompileBackend:
 
     def _fuse(self, torch: Any, module: Any, options: TorchCompileOptions,
               context: BuildContext) -> dict[str, int] | None:
-        """Fold batch norms and fuse conv epilogues (on a GPU, fp32/fp16/bf16, FX graphs); what changed."""
+        """Fold batch norms and fuse conv epilogues (on a GPU, any precision but int8, FX graphs); what changed."""
         if not options.conv_epilogue_fusion or not context.device.startswith("cuda") \
                 or context.target.precision is Precision.INT8 or not isinstance(module, torch.fx.GraphModule):
             return None
@@ -164,7 +166,6 @@ class TorchCompileBackend:
 
     def _to_fp8(self, torch: Any, module: Any, context: BuildContext) -> int:
         """Linear layers to float8 (after the bf16 cast, which would otherwise upcast the float8 weights)."""
-        float8.check_device(context.device)
         if not isinstance(module, torch.fx.GraphModule):
             raise InvalidSpec(f"target {context.target.name}: precision fp8 needs model.format torch-export "
                               "(the rewrite works on the exported graph); TorchScript models can use fp16 or bf16")
