@@ -11,8 +11,10 @@ them before compiling, and should compile in at most 25% of the first run's time
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
+import pstats
 import subprocess
 import sys
 from pathlib import Path
@@ -25,14 +27,23 @@ from gpu_bench import prepare
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_once(spec_file: Path, target: str, work: Path, label: str) -> dict[str, object]:
+# Extra warm-cache runs that look for where the second run's seconds go: name -> (environment, profiled).
+VARIANTS: dict[str, tuple[dict[str, str], bool]] = {
+    "profile": ({}, True),  # cProfile of the whole run; its top functions go next to the result
+    "threads1": ({"TORCHINDUCTOR_COMPILE_THREADS": "1"}, False),  # no compile worker pool
+}
+
+
+def run_once(spec_file: Path, target: str, work: Path, label: str, extra_env: dict[str, str] | None = None,
+             profile: Path | None = None) -> dict[str, object]:
     paths = [str(ROOT / "operator"), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths),
            "TORCHINDUCTOR_CACHE_DIR": str(work / f"inductor-{label}"),
-           "TRITON_CACHE_DIR": str(work / f"triton-{label}")}
+           "TRITON_CACHE_DIR": str(work / f"triton-{label}"), **(extra_env or {})}
     termination = work / f"termination-{label}.json"
-    process = subprocess.run([sys.executable, "-m", "kubeopt.cli", "run", str(spec_file), "--target", target,
-                              "--device", "cuda", "--termination-log", str(termination)],
+    profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
+    process = subprocess.run([sys.executable, *profiler, "-m", "kubeopt.cli", "run", str(spec_file), "--target",
+                              target, "--device", "cuda", "--termination-log", str(termination)],
                              env=env, capture_output=True, text=True, timeout=550)
     if process.returncode != 0:
         print(process.stderr[-3000:])
@@ -50,6 +61,8 @@ def main() -> None:
     parser.add_argument("model", choices=["resnet50", "mobilenet_v2", "bert-base"])
     parser.add_argument("--target", default="fp16-cl-ro")
     parser.add_argument("--batches", type=lambda s: [int(b) for b in s.split(",")], default=[128])
+    parser.add_argument("--variants", type=lambda s: [v for v in s.split(",") if v], default=[],
+                        help=f"extra warm-cache runs: {', '.join(VARIANTS)}")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     workload = prepare(args.model, [args.target], args.batches, 50, "kubeopt-cache-")
@@ -61,10 +74,20 @@ def main() -> None:
     ratio = (second["compile_seconds"] or 0) / (first["compile_seconds"] or 1)  # type: ignore[operator]
     result = {"model": args.model, "target": args.target, "batches": args.batches, "first": first,
               "second": second, "second_over_first": ratio}
+    for name in args.variants:
+        extra_env, profiled = VARIANTS[name]
+        profile = work / f"{name}.prof" if profiled else None
+        result[name] = run_once(spec_file, args.target, work, name, extra_env, profile)
+        if profile is not None and profile.exists():
+            top = io.StringIO()
+            pstats.Stats(str(profile), stream=top).sort_stats("cumulative").print_stats(60)
+            args.out.with_suffix(f".{name}.txt").write_text(top.getvalue())
     args.out.write_text(json.dumps(result, indent=2))
     print(f"compile cache: first {first['compile_seconds']}s, second {second['compile_seconds']}s "
           f"(cache_hit={second['cache_hit']}), ratio {ratio:.2f}\nphases: first {first['phases']}\n"
           f"        second {second['phases']}")
+    for name in args.variants:
+        print(f"{name}: {result[name]}")
 
 
 if __name__ == "__main__":

@@ -15,11 +15,11 @@ Layers whose sizes are not multiples of 16 stay bf16: the FP8 kernels need 16-by
 
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 from kubeopt.worker.errors import InvalidSpec
 from kubeopt.worker.frameworks import require
+from kubeopt.worker.graph_rewrite import NewBuffer, replace_weighted_nodes
 
 E4M3_MAX = 448.0  # the largest finite float8_e4m3fn value
 FP8_PREFIX = "kubeopt_fp8_"
@@ -65,48 +65,17 @@ def quantize_weight(weight: Any) -> tuple[Any, Any]:
     return quantized.contiguous(), scale.t().contiguous()
 
 
-def _remove_unused_attributes(module: Any, targets: set[str]) -> None:
-    """Drop the replaced bf16 weights, so the saved program does not carry both copies."""
-    still_used = {node.target for node in module.graph.nodes if node.op == "get_attr"}
-    for target in targets - still_used:
-        owner_path, _, name = target.rpartition(".")
-        owner = module.get_submodule(owner_path) if owner_path else module
-        if hasattr(owner, name):
-            delattr(owner, name)
-
-
 def quantize_linears(module: Any) -> int:
     """Replace every aten.linear with a constant 2-D weight (sizes multiples of 16) by fp8_linear,
     in place; return how many were replaced."""
     global _torch
     torch = _torch = require("torch", "torch-compile")
-    graph = module.graph
-    replaced = 0
-    old_weights: set[str] = set()
-    for node in list(graph.nodes):
-        if node.op != "call_function" or node.target is not torch.ops.aten.linear.default:
-            continue
-        x, weight_node = node.args[0], node.args[1]
-        bias = node.args[2] if len(node.args) > 2 else node.kwargs.get("bias")
-        if getattr(weight_node, "op", None) != "get_attr":
-            continue
-        weight = operator.attrgetter(weight_node.target)(module)
+
+    def replacement(node: Any, weight: Any) -> tuple[Any, tuple[Any, ...]] | None:
         if weight.dim() != 2 or weight.shape[0] % 16 or weight.shape[1] % 16:
-            continue
+            return None
+        bias = node.args[2] if len(node.args) > 2 else node.kwargs.get("bias")
         quantized, scale = quantize_weight(weight)
-        weight_name, scale_name = f"{FP8_PREFIX}{replaced}_weight", f"{FP8_PREFIX}{replaced}_scale"
-        module.register_buffer(weight_name, quantized)
-        module.register_buffer(scale_name, scale)
-        with graph.inserting_before(node):
-            new_weight, new_scale = graph.get_attr(weight_name), graph.get_attr(scale_name)
-            fp8 = graph.call_function(fp8_linear, (x, new_weight, new_scale, bias))
-        fp8.meta = dict(node.meta)
-        node.replace_all_uses_with(fp8)
-        graph.erase_node(node)
-        old_weights.add(weight_node.target)
-        replaced += 1
-    graph.eliminate_dead_code()
-    _remove_unused_attributes(module, old_weights)
-    graph.lint()
-    module.recompile()
-    return replaced
+        return fp8_linear, (node.args[0], NewBuffer("weight", quantized), NewBuffer("scale", scale), bias)
+
+    return replace_weighted_nodes(module, {torch.ops.aten.linear.default}, replacement, FP8_PREFIX)

@@ -57,34 +57,55 @@ def test_requested_provider_that_is_not_installed_names_the_installed_ones() -> 
         choose_providers("CUDAExecutionProvider", ["CPUExecutionProvider"], "cuda")
 
 
-def test_torch_compile_int8_on_a_gpu_is_refused_with_a_pointer_to_tensorrt(tmp_path: Path) -> None:
-    import torch
-
+def int8_gpu_context(tmp_path: Path) -> object:
     from kubeopt.api.load import parse_resource
     from kubeopt.worker.backends.base import BuildContext
-    from kubeopt.worker.backends.torch_compile import TorchCompileBackend
-    from kubeopt.worker.errors import InvalidSpec
 
     resource = parse_resource({
         "apiVersion": "kubeopt.io/v1alpha1", "kind": "ModelOptimization",
+        "metadata": {"name": "m"},
         "spec": {"model": {"uri": "m.pt2", "format": "torch-export", "inputs": [{"name": "x", "shape": [-1, 4]}]},
                  "targets": [{"name": "q", "backend": "torch-compile", "precision": "int8"}],
                  "calibration": {"uri": "c.npz"}, "output": {"uri": str(tmp_path)}}})
-    context = BuildContext(resource.spec, resource.spec.targets[0], None, "cuda", tmp_path, tmp_path,  # type: ignore[arg-type]
-                           None)
-
-    with pytest.raises(InvalidSpec, match="use backend tensorrt with precision int8"):
-        TorchCompileBackend()._quantize(torch, torch.nn.Linear(4, 2), context, ["x"])
+    return BuildContext(resource.spec, resource.spec.targets[0], None, "cuda", tmp_path, tmp_path,  # type: ignore[arg-type]
+                        None)
 
 
-def test_compile_seconds_split_into_compiler_autotuning_and_first_run() -> None:
+def test_torch_compile_int8_on_a_gpu_needs_an_exported_program(tmp_path: Path) -> None:
+    import torch
+
+    from kubeopt.worker.backends.torch_compile import TorchCompileBackend
+    from kubeopt.worker.errors import InvalidSpec
+
+    scripted = torch.jit.script(torch.nn.Linear(16, 16))
+
+    with pytest.raises(InvalidSpec, match=r"target q: precision int8 on a GPU needs model\.format torch-export"):
+        TorchCompileBackend()._to_int8_gpu(torch, scripted, TorchCompileOptions(), int8_gpu_context(tmp_path))
+
+
+def test_torch_compile_int8_on_a_gpu_with_nothing_to_quantize_says_to_use_fp16(tmp_path: Path) -> None:
+    import torch
+
+    from kubeopt.worker.backends.torch_compile import TorchCompileBackend
+    from kubeopt.worker.errors import InvalidSpec
+
+    odd = torch.nn.Linear(10, 6)  # sizes that are not multiples of 8
+    module = torch.export.export(odd, (torch.randn(2, 10),)).module()
+
+    with pytest.raises(InvalidSpec, match=r"found no linear layer or 1x1 convolution .* use fp16"):
+        TorchCompileBackend()._to_int8_gpu(torch, module, TorchCompileOptions(), int8_gpu_context(tmp_path))
+
+
+def test_compile_seconds_split_into_compiler_autotuning_first_run_and_torchs_largest_steps() -> None:
     before = {"_compile.compile_inner": 10.0, "mm_template_autotuning": 1.0}
     after = {"_compile.compile_inner": 16.0, "mm_template_autotuning": 3.5, "conv_template_precompiling": 0.5,
              "GraphLowering.run": 2.0}
 
     phases = phase_breakdown(9.0, before, after)
 
-    assert phases == {"total": 9.0, "compiler": 6.0, "inductorAutotune": 3.0, "firstRun": 3.0}
+    assert phases == {"total": 9.0, "compiler": 6.0, "inductorAutotune": 3.0, "firstRun": 3.0,
+                      "steps": {"_compile.compile_inner": 6.0, "mm_template_autotuning": 2.5,
+                                "GraphLowering.run": 2.0, "conv_template_precompiling": 0.5}}
 
 
 def test_a_build_failure_after_epilogue_fusion_says_how_to_build_without_it() -> None:

@@ -4,9 +4,9 @@ INT8 on CPU is PT2E static quantization with the x86 Inductor quantizer, calibra
 spec's data, then compiled by Inductor with freezing (which folds the quantized weights).
 fp8 (GPUs with compute capability 8.9+) runs every linear layer as a float8 GEMM
 (``kubeopt.worker.float8``) and the rest in bf16.
-On CUDA there is no int8 path for the model formats kubeopt reads: torchao's GPU int8
-rewrites nn.Linear modules, which exported programs no longer contain, so an int8 target on
-a GPU is refused with a pointer to TensorRT rather than silently left in float.
+On a GPU, int8 (``kubeopt.worker.int8``) runs linear layers and 1x1 convolutions as int8 GEMMs
+with per-channel weight scales and per-row activation scales computed at run time (torchao's
+dynamic scheme, so the calibration data is not read), and the rest in fp16.
 
 On a GPU, torch.export models first go through ``kubeopt.worker.fusion``: batch norm folded
 into the convolution before it, and conv+bias(+residual)+ReLU run as one cuDNN fused call
@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from kubeopt.api.spec import BackendName, Precision, TorchCompileOptions
-from kubeopt.worker import calibration, float8, fusion
+from kubeopt.worker import calibration, float8, fusion, int8
 from kubeopt.worker.backends.base import BuildContext, Built
 from kubeopt.worker.errors import BuildFailed, InvalidSpec, UnsupportedOp, first_line
 from kubeopt.worker.frameworks import require
@@ -38,6 +38,7 @@ from kubeopt.worker.source import Representation
 
 log = logging.getLogger(__name__)
 CACHE_FILE = "compile-cache.bin"
+STEPS_KEPT = 12
 
 
 def compile_kwargs(options: TorchCompileOptions, inductor_modes: Any = None) -> dict[str, Any]:
@@ -64,7 +65,7 @@ def compiler_seconds(torch: Any) -> dict[str, float]:
     return {name: float(value) for name, value in zip(names, values, strict=False)}
 
 
-def phase_breakdown(total: float, before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+def phase_breakdown(total: float, before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
     """Split a target's first-call seconds into Dynamo/Inductor compilation (of which Inductor's
     autotuning) and the rest: running the model the first time, which includes cuDNN's algorithm
     search and CUDA-graph warm-up."""
@@ -75,8 +76,11 @@ def phase_breakdown(total: float, before: dict[str, float], after: dict[str, flo
     # select_algorithm times each template's autotuning as "<template>_template_autotuning" and
     # "<template>_template_precompiling" (max-autotune); both run inside compile_inner.
     autotune = spent(lambda name: name.endswith(("_template_autotuning", "_template_precompiling")))
+    # torch's own timed steps (nested, so they overlap), the largest first: where compiling went.
+    steps = {name: round(after[name] - before.get(name, 0.0), 2) for name in after}
+    largest = dict(sorted(((n, v) for n, v in steps.items() if v >= 0.05), key=lambda item: -item[1])[:STEPS_KEPT])
     return {"total": round(total, 2), "compiler": round(compiling, 2), "inductorAutotune": round(autotune, 2),
-            "firstRun": round(max(total - compiling, 0.0), 2)}
+            "firstRun": round(max(total - compiling, 0.0), 2), "steps": largest}
 
 
 def with_rewrite_hint(error: BuildFailed, fused: dict[str, int] | None) -> BuildFailed:
@@ -105,21 +109,32 @@ class TorchCompileBackend:
         precision = context.target.precision
         if precision is Precision.FP8:  # refuse before loading the model, not after
             float8.check_device(context.device)
+        on_gpu = context.device.startswith("cuda")
+        gpu_int8 = precision is Precision.INT8 and on_gpu
+        if gpu_int8:
+            int8.check_device(context.device)
         names = [spec.name for spec in context.spec.model.inputs]
         module = context.source.torch_module()
-        # fp8 runs its linear layers in float8 and everything else in bf16.
+        # fp8 runs its linear layers in float8 and everything else in bf16; int8 on a GPU runs its
+        # matrix products in int8 and everything else in fp16.
         dtype = {Precision.FP16: torch.float16, Precision.BF16: torch.bfloat16,
-                 Precision.FP8: torch.bfloat16}.get(precision)
+                 Precision.FP8: torch.bfloat16}.get(precision, torch.float16 if gpu_int8 else None)
         provenance = None
-        fused = self._fuse(torch, module, options, context)
-        if precision is Precision.INT8:
-            module, provenance = self._quantize(torch, module, context, names)
-        elif dtype is not None:
+        int8_layers = None
+        if gpu_int8:
             module = module.to(dtype)
+            fused, int8_layers = self._to_int8_gpu(torch, module, options, context)
+            provenance = dict(int8.SCHEME)
+        else:
+            fused = self._fuse(torch, module, options, context)
+            if precision is Precision.INT8:
+                module, provenance = self._quantize(torch, module, context, names)
+            elif dtype is not None:
+                module = module.to(dtype)
         if options.channels_last:
             module = module.to(memory_format=torch.channels_last)
         fp8_layers = self._to_fp8(torch, module, context) if precision is Precision.FP8 else None
-        if context.device.startswith("cuda"):
+        if on_gpu:
             torch.backends.cudnn.benchmark = options.cudnn_benchmark
         cache_hit = self._load_cache(torch, context)
         kwargs = compile_kwargs(options, torch._inductor.list_mode_options)
@@ -144,6 +159,7 @@ class TorchCompileBackend:
         settings = {"mode": options.mode, "fullgraph": options.fullgraph, "dynamic": options.dynamic,
                     "backend": options.backend, "options": options.options, "channelsLast": options.channels_last,
                     "cudnnBenchmark": options.cudnn_benchmark, "convEpilogueFusion": fused, "fp8Linears": fp8_layers,
+                    "int8": int8_layers,
                     "precision": precision.value, "torch": torch.__version__, "compileSeconds": phases}
         (context.artifact_dir / "compile.json").write_text(json.dumps(settings, indent=2))
         files = [p.name for p in context.artifact_dir.iterdir() if p.name.startswith(("model.", "compile"))]
@@ -152,7 +168,7 @@ class TorchCompileBackend:
 
     def _fuse(self, torch: Any, module: Any, options: TorchCompileOptions,
               context: BuildContext) -> dict[str, int] | None:
-        """Fold batch norms and fuse conv epilogues (on a GPU, any precision but int8, FX graphs); what changed."""
+        """Fold batch norms and fuse conv epilogues (on a GPU, FX graphs; int8 does its own); what changed."""
         if not options.conv_epilogue_fusion or not context.device.startswith("cuda") \
                 or context.target.precision is Precision.INT8 or not isinstance(module, torch.fx.GraphModule):
             return None
@@ -163,6 +179,32 @@ class TorchCompileBackend:
                               "torchCompile.convEpilogueFusion: false to compile without it") from error
         log.info("conv epilogue fusion: %s", report.as_dict())
         return report.as_dict()
+
+    def _to_int8_gpu(self, torch: Any, module: Any, options: TorchCompileOptions,
+                     context: BuildContext) -> tuple[dict[str, int] | None, dict[str, int]]:
+        """Fold batch norms, turn linear layers and 1x1 convolutions into int8 GEMMs, then fuse the
+        remaining convolutions' epilogues; (what the fusion changed, what went to int8)."""
+        if not isinstance(module, torch.fx.GraphModule):
+            raise InvalidSpec(f"target {context.target.name}: precision int8 on a GPU needs model.format "
+                              "torch-export (the rewrite works on the exported graph); TorchScript models can use "
+                              "fp16 or bf16 there, or int8 on a CPU")
+        fusing = options.conv_epilogue_fusion
+        folded = 0
+        try:
+            if fusing:
+                fusion.register_fake_kernels()
+                folded = fusion.fold_batch_norm(module)
+            report = int8.quantize_matmuls(module)
+            fused_relu, fused_add = fusion.fuse_conv_epilogues(module) if fusing else (0, 0)
+        except Exception as error:  # a graph shape the rewrites did not expect is a kubeopt bug
+            raise BuildFailed(f"int8 rewrite failed ({first_line(error)}); set torchCompile.convEpilogueFusion: "
+                              "false, or use fp16") from error
+        if report.linears + report.conv1x1 == 0:
+            raise InvalidSpec(f"target {context.target.name}: precision int8 found no linear layer or 1x1 "
+                              "convolution with sizes that are multiples of 8 to run in int8; use fp16 for this model")
+        log.info("int8: %s", report.as_dict())
+        fused = fusion.FusionReport(folded, fused_relu, fused_add).as_dict() if fusing else None
+        return fused, report.as_dict()
 
     def _to_fp8(self, torch: Any, module: Any, context: BuildContext) -> int:
         """Linear layers to float8 (after the bf16 cast, which would otherwise upcast the float8 weights)."""
@@ -177,12 +219,6 @@ class TorchCompileBackend:
         return replaced
 
     def _quantize(self, torch: Any, module: Any, context: BuildContext, names: list[str]) -> tuple[Any, Any]:
-        if context.device.startswith("cuda"):
-            # torchao's GPU int8 (quantize_) rewrites nn.Linear modules; a torch.export program
-            # or a TorchScript module has none left, so it would silently change nothing.
-            raise InvalidSpec(f"target {context.target.name}: torch-compile int8 runs on CPU only (PT2E, x86 "
-                              "Inductor quantizer); on a GPU use backend tensorrt with precision int8, or "
-                              "torch-compile with fp16/bf16")
         # Freezing folds the quantized weights into constants; Inductor then picks int8 kernels.
         torch._inductor.config.freezing = True
         assert context.spec.calibration is not None
