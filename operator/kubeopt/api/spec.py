@@ -201,7 +201,8 @@ class TorchCompileOptions(Model):
         default=True,
         description="On a GPU, for torch-export models: fold batch norm into the preceding convolution and run "
         "conv+bias+ReLU and conv+bias+residual-add+ReLU as single cuDNN fused calls instead of a convolution "
-        "followed by separate elementwise kernels. Ignored on a CPU, for int8 and for TorchScript models.",
+        "followed by separate elementwise kernels (with int8, the convolutions that stay fp16). Ignored on a CPU "
+        "and for TorchScript models.",
     )
 
 
@@ -215,8 +216,9 @@ class Target(Model):
     backend: BackendName = Field(description="tensorrt, tf-trt, onnxruntime or torch-compile.")
     precision: Precision = Field(
         default=Precision.FP32,
-        description="fp32, fp16, bf16, int8, or fp8 (torch-compile on GPUs with compute capability 8.9+: "
-        "float8 e4m3 linear layers, the rest bf16).",
+        description="fp32, fp16, bf16, int8 (calibrated on a CPU and for TensorRT/ONNX Runtime; torch-compile on "
+        "a GPU: int8 linear and 1x1 convolution GEMMs with run-time activation scales, the rest fp16), or fp8 "
+        "(torch-compile on GPUs with compute capability 8.9+: float8 e4m3 linear layers, the rest bf16).",
     )
     tensorrt: TensorRTOptions | None = Field(default=None, description="Options when backend is tensorrt.")
     tf_trt: TfTrtOptions | None = Field(default=None, description="Options when backend is tf-trt.")
