@@ -10,23 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from kubeopt.worker import fusion, int8  # noqa: E402
-
-
-def relative_error(actual: Any, expected: Any) -> float:
-    return float((actual.detach().float() - expected.detach().float()).norm() / expected.detach().float().norm())
-
-
-class Encoderish(torch.nn.Module):
-    """Token-shaped input through two FFN-sized layers and a head of odd width (not a multiple of 8)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.up = torch.nn.Linear(64, 256)
-        self.down = torch.nn.Linear(256, 64, bias=False)
-        self.head = torch.nn.Linear(64, 10)
-
-    def forward(self, x: Any) -> Any:
-        return self.head(torch.nn.functional.gelu(self.down(torch.nn.functional.gelu(self.up(x)))))
+from tests.worker.small_models import Encoderish, relative_error  # noqa: E402
 
 
 class Bottleneck(torch.nn.Module):
