@@ -42,6 +42,8 @@ TARGETS: dict[str, tuple[str, dict[str, Any]]] = {
     "fp16-cl": ("fp16", {"channelsLast": True}),
     "bf16-cl": ("bf16", {"channelsLast": True}),
     "fp16-cl-ro": ("fp16", {"channelsLast": True, "mode": "reduce-overhead"}),
+    # cuDNN's heuristics instead of its per-process algorithm search
+    "fp16-cl-ro-nobench": ("fp16", {"channelsLast": True, "mode": "reduce-overhead", "cudnnBenchmark": False}),
     "bf16-cl-ro": ("bf16", {"channelsLast": True, "mode": "reduce-overhead"}),
     "fp16-cl-ma": ("fp16", {"channelsLast": True, "mode": "max-autotune"}),
     "fp16-cl-frz": ("fp16", {"channelsLast": True, "options": FREEZE}),
