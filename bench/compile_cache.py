@@ -6,6 +6,11 @@ artifacts with the published artifact; the second finds them under the output UR
 them before compiling, and should compile in at most 25% of the first run's time.
 
     python3 bench/compile_cache.py resnet50 --target fp16-cl-ro --batches 1,32,128 --out result.json
+
+``--variants profile,threads1`` adds warm runs that look for where the second run's seconds go (a
+cProfile of the whole run, whose top functions are written next to the result; no compile worker
+pool), and ``--bytecode-cache DIR`` gives every run site-packages compiled to bytecode, as an image
+built by pip has them.
 """
 
 from __future__ import annotations
