@@ -103,9 +103,15 @@ def test_compile_seconds_split_into_compiler_autotuning_first_run_and_torchs_lar
 
     phases = phase_breakdown(9.0, before, after)
 
-    assert phases == {"total": 9.0, "compiler": 6.0, "inductorAutotune": 3.0, "firstRun": 3.0,
+    assert phases == {"total": 9.0, "cacheLoad": 0.0, "compiler": 6.0, "inductorAutotune": 3.0, "firstRun": 3.0,
                       "steps": {"_compile.compile_inner": 6.0, "mm_template_autotuning": 2.5,
                                 "GraphLowering.run": 2.0, "conv_template_precompiling": 0.5}}
+
+
+def test_loading_stored_compiled_graphs_counts_as_compile_time_apart_from_the_first_run() -> None:
+    phases = phase_breakdown(1.5, {}, {}, cache_load=1.2, compiling=0.0)
+
+    assert (phases["total"], phases["cacheLoad"], phases["compiler"], phases["firstRun"]) == (1.5, 1.2, 0.0, 0.3)
 
 
 def test_a_build_failure_after_epilogue_fusion_says_how_to_build_without_it() -> None:
