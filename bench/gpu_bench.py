@@ -42,8 +42,6 @@ TARGETS: dict[str, tuple[str, dict[str, Any]]] = {
     "fp16-cl": ("fp16", {"channelsLast": True}),
     "bf16-cl": ("bf16", {"channelsLast": True}),
     "fp16-cl-ro": ("fp16", {"channelsLast": True, "mode": "reduce-overhead"}),
-    # Inductor without Dynamo, compiled graphs stored with the artifact
-    "fp16-cl-ro-sa": ("fp16", {"channelsLast": True, "mode": "reduce-overhead", "standaloneCompile": True}),
     # cuDNN's heuristics instead of its per-process algorithm search
     "fp16-cl-ro-nobench": ("fp16", {"channelsLast": True, "mode": "reduce-overhead", "cudnnBenchmark": False}),
     "bf16-cl-ro": ("bf16", {"channelsLast": True, "mode": "reduce-overhead"}),

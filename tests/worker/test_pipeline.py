@@ -118,30 +118,6 @@ def test_a_second_run_reuses_the_stored_compile_cache(digits: dict[str, Path], r
     assert message is not None and message["targets"][0]["cache_hit"] is True
 
 
-def test_standalone_compile_stores_the_compiled_graphs_and_a_second_run_loads_them_instead_of_compiling(
-        digits: dict[str, Path], tmp_path: Path) -> None:
-    resource = digits_resource(
-        digits["pt2"], "torch-export", tmp_path / "out",
-        [{"name": "standalone", "backend": "torch-compile", "torchCompile": {"standaloneCompile": True}}],
-        validation={"uri": str(digits["validation"])})
-    runs = []
-    for name in ("first", "second"):
-        (tmp_path / name).mkdir()
-        code, output, message = run_kubeopt(tmp_path / name, resource)
-        assert code == 0, output
-        assert message is not None
-        runs.append(message["targets"][0])
-        settings = json.loads((tmp_path / "out" / "standalone" / "compile.json").read_text())
-        assert settings["standaloneCompile"] is True
-
-    first, second = runs
-    assert first["cache_hit"] is False and second["cache_hit"] is True
-    manifest = json.loads((tmp_path / "out" / "standalone" / "manifest.json").read_text())
-    assert "compiled-graphs.zip" in {entry["path"] for entry in manifest["files"]}
-    assert settings["compileSeconds"]["compiler"] == 0  # loaded: nothing was traced or lowered
-    assert second["accuracy"] == first["accuracy"]
-
-
 def test_triton_layout_publishes_a_model_repository(digits: dict[str, Path], tmp_path: Path) -> None:
     resource = digits_resource(digits["onnx"], "onnx", tmp_path / "repo", [{"name": "ort", "backend": "onnxruntime"}],
                                validation={"uri": str(digits["validation"])})

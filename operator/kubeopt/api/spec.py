@@ -204,12 +204,6 @@ class TorchCompileOptions(Model):
         "followed by separate elementwise kernels (with int8, the convolutions that stay fp16). Ignored on a CPU "
         "and for TorchScript models.",
     )
-    standalone_compile: bool = Field(
-        default=False,
-        description="torch-export models, backend inductor, static batch sizes: compile each input shape's graph "
-        "with torch._inductor.standalone_compile (no Dynamo) and store the compiled graphs with the artifact; the "
-        "next run of this target loads them instead of compiling when graph, options, torch and GPU match.",
-    )
 
 
 class Target(Model):

@@ -56,7 +56,7 @@ from kubeopt.worker.triton import to_triton_layout
 
 log = logging.getLogger(__name__)
 EXAMPLE_BATCH = 2  # torch.export specializes a dimension of size 1, so examples use 2
-CACHE_FILES = ("compile-cache.bin", "compiled-graphs.zip", "timing.cache")
+CACHE_FILES = ("compile-cache.bin", "timing.cache")
 
 
 @dataclass(frozen=True)

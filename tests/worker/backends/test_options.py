@@ -108,10 +108,10 @@ def test_compile_seconds_split_into_compiler_autotuning_first_run_and_torchs_lar
                                 "GraphLowering.run": 2.0, "conv_template_precompiling": 0.5}}
 
 
-def test_loading_stored_compiled_graphs_counts_as_compile_time_apart_from_the_first_run() -> None:
-    phases = phase_breakdown(1.5, {}, {}, cache_load=1.2, compiling=0.0)
+def test_loading_the_stored_compiler_cache_counts_as_compile_time_apart_from_the_first_run() -> None:
+    phases = phase_breakdown(1.5, {"_compile.compile_inner": 1.0}, {"_compile.compile_inner": 1.6}, cache_load=0.2)
 
-    assert (phases["total"], phases["cacheLoad"], phases["compiler"], phases["firstRun"]) == (1.5, 1.2, 0.0, 0.3)
+    assert (phases["total"], phases["cacheLoad"], phases["compiler"], phases["firstRun"]) == (1.5, 0.2, 0.6, 0.7)
 
 
 def test_a_build_failure_after_epilogue_fusion_says_how_to_build_without_it() -> None:

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from kubeopt.api.spec import BackendName, Precision, TorchCompileOptions
-from kubeopt.worker import calibration, float8, fusion, int8, precompiled
+from kubeopt.worker import calibration, float8, fusion, int8
 from kubeopt.worker.backends.base import BuildContext, Built
 from kubeopt.worker.errors import BuildFailed, InvalidSpec, UnsupportedOp, first_line
 from kubeopt.worker.frameworks import require
@@ -56,16 +56,6 @@ def compile_kwargs(options: TorchCompileOptions, inductor_modes: Any = None) -> 
     return kwargs
 
 
-def inductor_options(options: TorchCompileOptions) -> dict[str, Any]:
-    """The Inductor config patches that mode and options stand for (what torch.compile applies)."""
-    torch = require("torch", "torch-compile")
-    merged: dict[str, Any] = {}
-    if options.mode != "default":
-        merged.update(torch._inductor.list_mode_options(options.mode))
-    merged.update(options.options)
-    return merged
-
-
 def compiler_seconds(torch: Any) -> dict[str, float]:
     """torch's running totals of compile time per phase (``torch._dynamo.utils.compile_times``)."""
     try:
@@ -75,16 +65,15 @@ def compiler_seconds(torch: Any) -> dict[str, float]:
     return {name: float(value) for name, value in zip(names, values, strict=False)}
 
 
-def phase_breakdown(total: float, before: dict[str, float], after: dict[str, float], cache_load: float = 0.0,
-                    compiling: float | None = None) -> dict[str, Any]:
-    """Split a target's compile seconds into loading the stored caches, Dynamo/Inductor compilation
-    (of which Inductor's autotuning; ``compiling`` when it was timed outside Dynamo) and the rest:
-    running the model the first time, which includes cuDNN's algorithm search and CUDA-graph warm-up."""
+def phase_breakdown(total: float, before: dict[str, float], after: dict[str, float],
+                    cache_load: float = 0.0) -> dict[str, Any]:
+    """Split a target's compile seconds into loading the stored compiler cache, Dynamo/Inductor
+    compilation (of which Inductor's autotuning) and the rest: running the model the first time,
+    which includes cuDNN's algorithm search and CUDA-graph warm-up."""
     def spent(match: Callable[[str], bool]) -> float:
         return sum(after[name] - before.get(name, 0.0) for name in after if match(name))
 
-    if compiling is None:
-        compiling = spent(lambda name: name == "_compile.compile_inner")
+    compiling = spent(lambda name: name == "_compile.compile_inner")
     # select_algorithm times each template's autotuning as "<template>_template_autotuning" and
     # "<template>_template_precompiling" (max-autotune); both run inside compile_inner.
     autotune = spent(lambda name: name.endswith(("_template_autotuning", "_template_precompiling")))
@@ -150,36 +139,8 @@ class TorchCompileBackend:
         if on_gpu:
             torch.backends.cudnn.benchmark = options.cudnn_benchmark
         loading_started = time.perf_counter()
-        graphs: precompiled.PrecompiledGraphs | None = None
-        if options.standalone_compile:
-            graphs, cache_hit = self._standalone(torch, module, options, context, names)
-            compiled: Any = graphs
-        else:
-            cache_hit = self._load_cache(torch, context)
-            compiled = self._dynamo_compile(torch, module, options, context)
+        cache_hit = self._load_cache(torch, context)
         cache_load = time.perf_counter() - loading_started
-        runner = TorchRunner(compiled, names, context.device, dtype, options.channels_last)
-        before = compiler_seconds(torch)
-        try:
-            compile_seconds = self._warm(runner, context) + cache_load
-        except BuildFailed as error:
-            raise with_rewrite_hint(error, fused) from error
-        phases = phase_breakdown(compile_seconds, before, compiler_seconds(torch), cache_load,
-                                 graphs.compile_seconds if graphs is not None else None)
-        if graphs is not None:
-            graphs.save(context.artifact_dir / precompiled.BUNDLE_FILE, self._graph_key(module, options, context))
-        self._save(torch, module, context, names, dtype, save_compiler_cache=graphs is None)
-        settings = {"mode": options.mode, "fullgraph": options.fullgraph, "dynamic": options.dynamic,
-                    "backend": options.backend, "options": options.options, "channelsLast": options.channels_last,
-                    "cudnnBenchmark": options.cudnn_benchmark, "convEpilogueFusion": fused, "fp8Linears": fp8_layers,
-                    "int8": int8_layers, "standaloneCompile": options.standalone_compile,
-                    "precision": precision.value, "torch": torch.__version__, "compileSeconds": phases}
-        (context.artifact_dir / "compile.json").write_text(json.dumps(settings, indent=2))
-        files = [p.name for p in context.artifact_dir.iterdir() if p.name.startswith(("model.", "compile"))]
-        return Built(runner, compile_seconds, cache_hit=cache_hit, calibration=provenance, details=settings,
-                     model_files=tuple(sorted(files)))
-
-    def _dynamo_compile(self, torch: Any, module: Any, options: TorchCompileOptions, context: BuildContext) -> Any:
         kwargs = compile_kwargs(options, torch._inductor.list_mode_options)
         if options.dynamic is None:
             # Unset means one static graph per benchmarked batch size: torch's automatic
@@ -188,38 +149,26 @@ class TorchCompileBackend:
             kwargs["dynamic"] = False
             torch._dynamo.config.recompile_limit = max(8, 2 * len(context.spec.benchmark.batch_sizes))
         try:
-            return torch.compile(module, **kwargs)
+            compiled = torch.compile(module, **kwargs)
         except Exception as error:  # bad backend name or options
             raise InvalidSpec(f"torchCompile: {first_line(error)}") from error
-
-    def _graph_key(self, module: Any, options: TorchCompileOptions, context: BuildContext) -> str:
-        names = [spec.name for spec in context.spec.model.inputs]
-        shapes = [tuple((batch, *context.source.example[n].shape[1:]) for n in names)
-                  for batch in context.spec.benchmark.batch_sizes]
-        settings = {"options": inductor_options(options), "channelsLast": options.channels_last,
-                    "precision": context.target.precision.value}
-        return precompiled.graph_key(module, shapes, settings, context.device)
-
-    def _standalone(self, torch: Any, module: Any, options: TorchCompileOptions, context: BuildContext,
-                    names: list[str]) -> tuple[precompiled.PrecompiledGraphs, bool]:
-        """Graphs compiled without Dynamo, loaded from the last artifact when it holds them for this graph."""
-        where = f"target {context.target.name}: torchCompile.standaloneCompile"
-        if options.backend != "inductor" or options.dynamic:
-            raise InvalidSpec(f"{where} compiles with Inductor for static shapes; it needs backend inductor and "
-                              "dynamic unset or false")
-        if not isinstance(module, torch.fx.GraphModule):
-            raise InvalidSpec(f"{where} needs model.format torch-export (it compiles the exported graph)")
-        graphs = precompiled.PrecompiledGraphs(module, inductor_options(options))
-        if context.previous_artifact is None:
-            return graphs, False
+        runner = TorchRunner(compiled, names, context.device, dtype, options.channels_last)
+        before = compiler_seconds(torch)
         try:
-            hit = graphs.load(context.previous_artifact / precompiled.BUNDLE_FILE,
-                              self._graph_key(module, options, context))
-        except Exception as error:  # an unreadable bundle from another torch: compile from scratch
-            log.warning("stored compiled graphs not usable (%s); compiling", first_line(error))
-            graphs = precompiled.PrecompiledGraphs(module, inductor_options(options))
-            hit = False
-        return graphs, hit
+            compile_seconds = self._warm(runner, context) + cache_load
+        except BuildFailed as error:
+            raise with_rewrite_hint(error, fused) from error
+        phases = phase_breakdown(compile_seconds, before, compiler_seconds(torch), cache_load)
+        self._save(torch, module, context, names, dtype)
+        settings = {"mode": options.mode, "fullgraph": options.fullgraph, "dynamic": options.dynamic,
+                    "backend": options.backend, "options": options.options, "channelsLast": options.channels_last,
+                    "cudnnBenchmark": options.cudnn_benchmark, "convEpilogueFusion": fused, "fp8Linears": fp8_layers,
+                    "int8": int8_layers,
+                    "precision": precision.value, "torch": torch.__version__, "compileSeconds": phases}
+        (context.artifact_dir / "compile.json").write_text(json.dumps(settings, indent=2))
+        files = [p.name for p in context.artifact_dir.iterdir() if p.name.startswith(("model.", "compile"))]
+        return Built(runner, compile_seconds, cache_hit=cache_hit, calibration=provenance, details=settings,
+                     model_files=tuple(sorted(files)))
 
     def _fuse(self, torch: Any, module: Any, options: TorchCompileOptions,
               context: BuildContext) -> dict[str, int] | None:
@@ -305,11 +254,10 @@ class TorchCompileBackend:
         runner.synchronize()
         return time.perf_counter() - started
 
-    def _save(self, torch: Any, module: Any, context: BuildContext, names: list[str], dtype: Any,
-              save_compiler_cache: bool = True) -> None:
+    def _save(self, torch: Any, module: Any, context: BuildContext, names: list[str], dtype: Any) -> None:
         """Store the model as a torch.export program (.pt2) and the compiler's cache beside it."""
         try:
-            cache = torch.compiler.save_cache_artifacts() if save_compiler_cache else None
+            cache = torch.compiler.save_cache_artifacts()
             if cache is not None:
                 (context.artifact_dir / CACHE_FILE).write_bytes(cache[0])
         except Exception as error:
