@@ -9,20 +9,17 @@ and restarts the operator and knows its metrics port.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import yaml
 
 from kubeopt_e2e.clients import Helm, Kubectl
-from kubeopt_e2e.procs import LOOPBACK, free_port
+from kubeopt_e2e.procs import LOOPBACK, Process, free_port, log_tail, wait_until
 
 __all__ = ["OperatorProcess", "rbac_documents", "service_account_kubeconfig"]
 
@@ -65,31 +62,21 @@ class OperatorProcess:
         self.log = log
         self.env = dict(env or {})
         self.metrics_port = free_port()
-        self._popen: subprocess.Popen[bytes] | None = None
-        self._log_file: IO[bytes] | None = None
+        self._process: Process | None = None
 
     @property
     def metrics_url(self) -> str:
         return f"http://{LOOPBACK}:{self.metrics_port}"
 
     def start(self, timeout: float = 60.0) -> None:
-        if self._popen is not None:
+        if self._process is not None:
             raise RuntimeError("operator already running")
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
                "KUBECONFIG": str(self.kubeconfig), "HOME": str(self.log.parent), **self.env}
-        self._log_file = open(self.log, "ab")  # noqa: SIM115 - closed in stop()
-        self._popen = subprocess.Popen(
-            [sys.executable, "-m", "kubeopt.cli", "operator", "--metrics-port", str(self.metrics_port)],
-            stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT, env=env,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while not self._ready():
-            if self._popen.poll() is not None:
-                raise RuntimeError(f"operator exited with {self._popen.returncode}:\n{self.tail()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"operator not ready after {timeout:.0f}s:\n{self.tail()}")
-            time.sleep(0.2)
+        self._process = Process(
+            "operator", [sys.executable, "-m", "kubeopt.cli", "operator", "--metrics-port", str(self.metrics_port)],
+            self.log, env=env)
+        wait_until("operator /readyz", self._ready, process=self._process, timeout=timeout)
 
     def _ready(self) -> bool:
         try:
@@ -99,25 +86,15 @@ class OperatorProcess:
             return False
 
     def stop(self, grace: float = 20.0) -> None:
-        if self._popen is None:
-            return
-        if self._popen.poll() is None:
-            self._popen.send_signal(signal.SIGTERM)
-            try:
-                self._popen.wait(grace)
-            except subprocess.TimeoutExpired:
-                self._popen.kill()
-                self._popen.wait()
-        self._popen = None
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
+        if self._process is not None:
+            self._process.stop(grace)
+            self._process = None
 
     def kill(self) -> None:
         """Stop it the hard way, as a node failure would."""
-        if self._popen is not None:
-            self._popen.kill()
-            self._popen.wait()
+        if self._process is not None:
+            self._process.popen.kill()
+            self._process.popen.wait()
         self.stop()
 
     def metrics(self) -> str:
@@ -125,10 +102,7 @@ class OperatorProcess:
             return str(resp.read().decode())
 
     def tail(self, lines: int = 60) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return log_tail(self.log, lines)
 
 
 #: The worker image name e2e Jobs get; the fake kubelet runs the local worker for it.
