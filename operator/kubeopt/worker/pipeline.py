@@ -235,7 +235,7 @@ def _run_target(run: _Run, target: Target, source: SourceModel, validation: Data
         message = (f"out of GPU memory: {first_line(error, 200)}; lower benchmark.batchSizes "
                    "or tensorrt.maxBatchSize")
         progress(f"{target.name}: FAILED BuildFailed: {message}")
-        return TargetResult(target, BuildFailed(message).reason, message)
+        return TargetResult(target, BuildFailed.reason, message)
 
 
 def _measure(run: _Run, target: Target, built: Built, validation: Dataset,

@@ -172,9 +172,10 @@ class TorchCompileBackend:
 
     def _fuse(self, torch: Any, module: Any, options: TorchCompileOptions,
               context: BuildContext) -> dict[str, int] | None:
-        """Fold batch norms and fuse conv epilogues (on a GPU, FX graphs; int8 does its own); what changed."""
+        """Fold batch norms and fuse conv epilogues (on a GPU, FX graphs; GPU int8 does its own in
+        ``_to_int8_gpu``); what changed."""
         if not options.conv_epilogue_fusion or not context.device.startswith("cuda") \
-                or context.target.precision is Precision.INT8 or not isinstance(module, torch.fx.GraphModule):
+                or not isinstance(module, torch.fx.GraphModule):
             return None
         try:
             report = fusion.optimize_conv_graph(module)
