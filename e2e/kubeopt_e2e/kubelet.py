@@ -349,7 +349,8 @@ class FakeKubelet:
                 "imageID": "", "started": False, "state": {"terminated": terminated}}
 
     def _environment(self, namespace: str, container: Mapping[str, Any], paths: Mapping[str, Path]) -> dict[str, str]:
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **self.extra_env}
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **_python_path(),
+               **self.extra_env}
         if "/tmp" in paths:
             env["TMPDIR"] = str(paths["/tmp"])
         for source in container.get("envFrom") or []:
@@ -407,3 +408,10 @@ def _rewrite(text: str, paths: Mapping[str, Path]) -> str:
         if text.startswith(inside.rstrip("/") + "/"):
             return str(paths[inside]) + text[len(inside.rstrip("/")):]
     return text
+
+
+def _python_path() -> dict[str, str]:
+    """The test process's PYTHONPATH, so a worker runs the checkout under test (a git worktree)
+    rather than whatever the venv's editable install points at."""
+    value = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": value} if value else {}

@@ -73,6 +73,8 @@ class OperatorProcess:
             raise RuntimeError("operator already running")
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
                "KUBECONFIG": str(self.kubeconfig), "HOME": str(self.log.parent), **self.env}
+        if os.environ.get("PYTHONPATH"):  # run the checkout under test (a git worktree), not the venv's
+            env.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
         self._process = Process(
             "operator", [sys.executable, "-m", "kubeopt.cli", "operator", "--metrics-port", str(self.metrics_port)],
             self.log, env=env)
