@@ -80,14 +80,18 @@ def admission_policies(kubectl: Kubectl, helm: Helm, chart: Path, release: str =
                        namespace: str = "kubeopt-system", timeout: float = 60.0) -> Iterator[list[dict[str, Any]]]:
     """Apply the chart's admission policies and bindings; delete them on exit.
 
-    The API server loads policies through an informer: wait until each policy reports its type
-    check (``status.observedGeneration``) and a probe that the references policy must refuse
-    (a resource in a namespace that did not opt in, server dry run) is refused."""
+    The API server loads policies through an informer, so this waits until each policy refuses
+    a probe in the ``default`` namespace (which did not opt in), tried with a server dry run:
+    a ModelOptimization as admin, and a Job as the operator (impersonated, with system:masters
+    so that RBAC is not what refuses it)."""
     documents = chart_documents(helm, chart, release, namespace, POLICY_KINDS)
+    operator = next(f"system:serviceaccount:{namespace}:{d['metadata']['name']}"
+                    for d in chart_documents(helm, chart, release, namespace, {"ServiceAccount"}))
     kubectl.apply(yaml.safe_dump_all(documents))
     try:
         deadline = time.monotonic() + timeout
-        while not _enforced(kubectl, documents):
+        while not (_refused(kubectl, PROBE_OPTIMIZATION) and _refused(kubectl, PROBE_JOB, f"--as={operator}",
+                                                                      "--as-group=system:masters")):
             if time.monotonic() > deadline:
                 raise AssertionError(f"admission policies not enforced after {timeout:.0f}s")
             time.sleep(0.5)
@@ -97,20 +101,22 @@ def admission_policies(kubectl: Kubectl, helm: Helm, chart: Path, release: str =
             kubectl("delete", doc["kind"].lower(), doc["metadata"]["name"], "--ignore-not-found", check=False)
 
 
-def _enforced(kubectl: Kubectl, documents: list[dict[str, Any]]) -> bool:
-    for doc in documents:
-        if doc["kind"] != "ValidatingAdmissionPolicy":
-            continue
-        got = kubectl.json("get", "validatingadmissionpolicy", doc["metadata"]["name"])
-        if (got.get("status") or {}).get("observedGeneration") != got["metadata"]["generation"]:
-            return False
-    probe = {"apiVersion": "kubeopt.io/v1alpha1", "kind": "ModelOptimization",
-             "metadata": {"name": "admission-probe", "namespace": "default"},
-             "spec": {"model": {"uri": "s3://m/m.onnx", "format": "onnx",
-                                "inputs": [{"name": "x", "shape": [-1, 4]}]},
-                      "targets": [{"name": "ort", "backend": "onnxruntime"}], "output": {"uri": "s3://a/p"}}}
-    result = kubectl("create", "--dry-run=server", "-f", "-", input=yaml.safe_dump(probe), check=False)
-    return result.returncode != 0 and "opted in" in result.stderr
+PROBE_OPTIMIZATION = {
+    "apiVersion": "kubeopt.io/v1alpha1", "kind": "ModelOptimization",
+    "metadata": {"name": "admission-probe", "namespace": "default"},
+    "spec": {"model": {"uri": "s3://m/m.onnx", "format": "onnx", "inputs": [{"name": "x", "shape": [-1, 4]}]},
+             "targets": [{"name": "ort", "backend": "onnxruntime"}], "output": {"uri": "s3://a/p"}},
+}
+PROBE_JOB = {
+    "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "admission-probe", "namespace": "default"},
+    "spec": {"template": {"spec": {"restartPolicy": "Never",
+                                   "containers": [{"name": "probe", "image": E2E_WORKER_IMAGE}]}}},
+}
+
+
+def _refused(kubectl: Kubectl, probe: dict[str, Any], *args: str) -> bool:
+    result = kubectl("create", "--dry-run=server", "-f", "-", *args, input=yaml.safe_dump(probe), check=False)
+    return result.returncode != 0 and "has not opted in" in result.stderr
 
 
 class OperatorProcess:
