@@ -367,11 +367,15 @@ def test_the_jobs_policy_binds_only_the_operator(kubectl: Kubectl, team: Team, m
 
 # -- the chart's values ---------------------------------------------------------------------------
 
-def test_the_values_schema_refuses_two_replicas_with_a_message(helm_offline: Helm) -> None:
-    result = helm_offline("template", "kubeopt", str(CHART), "--set", "replicaCount=2", check=False)
+@pytest.mark.parametrize(("value", "message"), [
+    ("replicaCount=2", "at '/replicaCount': maximum: got 2, want 1"),
+    ("admission.allowedImagePrefixes={ghcr.io/kubeopt}", "at '/admission/allowedImagePrefixes/0': 'ghcr.io/kubeopt'"),
+], ids=["two-replicas", "a-prefix-that-would-match-other-registries"])
+def test_the_values_schema_refuses_unsafe_values_with_a_message(helm_offline: Helm, value: str, message: str) -> None:
+    result = helm_offline("template", "kubeopt", str(CHART), "--set", value, check=False)
 
     assert result.returncode != 0
-    assert "replicaCount" in result.stderr and "1" in result.stderr, result.stderr
+    assert message in result.stderr, result.stderr
 
 
 def test_with_watch_namespaces_the_policies_accept_only_those_and_rbac_is_bound_only_there(

@@ -647,3 +647,35 @@ def test_suspend_and_parallelism_keep_the_jobs_and_resuming_runs_the_same_jobs_t
     assert all(j["status"].get("succeeded") == 1 and j["spec"].get("suspend") is False for j in jobs)
     assert [(t["jobName"], t["phase"]) for t in done["status"]["targets"]] == [(n, "Succeeded") for n in names]
     assert len([r for r in kubelet.finished() if r.namespace == namespace]) == 2
+
+
+# -- refused: JobRejected ----------------------------------------------------------------------
+
+def test_a_job_the_api_server_refuses_fails_its_target_once_with_the_policys_message(
+        kubectl: Kubectl, operator: OperatorProcess, crd: None) -> None:
+    namespace = new_namespace(kubectl, "e2e-refused")
+    operator.stop()
+    try:
+        kubectl.apply(yaml.safe_dump(resource("refused", namespace, [{"name": "ort", "backend": "onnxruntime"}])))
+        kubectl("label", "namespace", namespace, "kubeopt.io/enabled-")  # opts out before the operator acts
+    finally:
+        operator.start()
+
+    done = eventually("Stalled", lambda: settled(kubectl, "refused", namespace), timeout=120,
+                      explain=explain(kubectl, namespace, operator))
+
+    target = done["status"]["targets"][0]
+    assert (target["phase"], target["reason"]) == ("Failed", "JobRejected"), target
+    assert "kubeopt-operator-jobs" in target["message"]
+    assert f"namespace {namespace} has not opted in to kubeopt" in target["message"]
+    assert condition(done, "Stalled")["reason"] == "JobRejected"
+
+    def refusals() -> list[dict[str, Any]]:
+        return list(kubectl.json("get", "events", "-n", namespace, "--field-selector=reason=JobRejected")["items"])
+
+    events = eventually("the JobRejected Warning", refusals, timeout=30, explain=operator.tail)
+    time.sleep(5)  # a retry storm would show as more attempts, events and errors by now
+    assert jobs_of(kubectl, namespace) == []
+    assert [(e["type"], e.get("count", 1)) for e in refusals()] == [("Warning", 1)], events
+    errors = f'kubeopt_reconcile_errors_total{{namespace="{namespace}"}}'
+    assert errors not in operator.metrics()
