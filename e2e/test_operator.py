@@ -24,7 +24,7 @@ import yaml
 from kubeopt_e2e import S3Server
 from kubeopt_e2e.clients import Helm, Kubectl
 from kubeopt_e2e.kubelet import FakeKubelet, enforces_memory_limits, memory_bytes
-from kubeopt_e2e.operator import OperatorProcess, running_operator, service_account_kubeconfig
+from kubeopt_e2e.operator import OperatorProcess, admission_policies, running_operator, service_account_kubeconfig
 
 from kubeopt.storage.manifest import verify
 from kubeopt.storage.store import S3Settings, S3Store
@@ -63,10 +63,10 @@ def settled(kubectl: Kubectl, name: str, namespace: str) -> dict[str, Any] | Non
 
 
 def new_namespace(kubectl: Kubectl, prefix: str) -> str:
-    """A fresh namespace that enforces the restricted Pod Security Standard."""
+    """A fresh namespace that enforces the restricted Pod Security Standard and opted in to kubeopt."""
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     kubectl("create", "namespace", name)
-    kubectl("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
+    kubectl("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted", "kubeopt.io/enabled=true")
     return name
 
 
@@ -100,7 +100,15 @@ def operator_account(kubectl: Kubectl, helm_offline: Helm, crd: None,
 
 
 @pytest.fixture(scope="module")
-def operator(operator_account: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+def policies(kubectl: Kubectl, helm_offline: Helm, crd: None) -> Iterator[None]:
+    """The chart's admission policies, enforced while this module's tests run (as a release has them)."""
+    with admission_policies(kubectl, helm_offline, CHART):
+        yield
+
+
+@pytest.fixture(scope="module")
+def operator(operator_account: tuple[Path, str], policies: None,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     with running_operator(operator_account[0], tmp_path_factory.mktemp("operator") / "operator.log") as process:
         yield process
 
@@ -193,15 +201,62 @@ def test_invalid_spec_is_rejected_at_admission_with_the_fields_message(
 
 # -- b) least privilege ------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("verb", "what", "allowed"), [
-    ("create", "jobs.batch", "yes"), ("patch", "modeloptimizations.kubeopt.io/status", "yes"),
-    ("get", "secrets", "no"), ("create", "pods", "no"), ("list", "kopfpeerings.kopf.dev", "no"),
-])
-def test_the_charts_service_account_may_do_only_what_the_operator_needs(
-        kubectl: Kubectl, operator_account: tuple[Path, str], verb: str, what: str, allowed: str) -> None:
-    result = kubectl("auth", "can-i", verb, what, "-n", "default", f"--as={operator_account[1]}", check=False)
+WORKER = "system:serviceaccount:{namespace}:kubeopt-worker"
+# (verb, resource [name] [--subresource], what the operator may, what the worker may), in a
+# namespace that opted in: neither may read Secrets or create pods; the worker may do nothing.
+CAN_I = [
+    ("create", "jobs.batch", "yes", "no"), ("delete", "jobs.batch", "yes", "no"),
+    ("patch", "modeloptimizations.kubeopt.io --subresource=status", "yes", "no"),
+    ("patch", "modeloptimizations.kubeopt.io", "yes", "no"),
+    ("create", "modeloptimizations.kubeopt.io", "no", "no"), ("delete", "modeloptimizations.kubeopt.io", "no", "no"),
+    ("list", "pods", "yes", "no"), ("create", "events", "yes", "no"),
+    ("create", "serviceaccounts", "yes", "no"), ("get", "serviceaccounts/kubeopt-worker", "yes", "no"),
+    ("get", "serviceaccounts/default", "no", "no"),
+    ("create", "serviceaccounts/kubeopt-worker --subresource=token", "no", "no"),
+    ("get", "secrets", "no", "no"), ("list", "secrets", "no", "no"), ("watch", "secrets", "no", "no"),
+    ("create", "pods", "no", "no"), ("create", "pods --subresource=exec", "no", "no"),
+    ("create", "deployments.apps", "no", "no"), ("create", "cronjobs.batch", "no", "no"),
+    ("get", "configmaps", "no", "no"), ("create", "rolebindings.rbac.authorization.k8s.io", "no", "no"),
+    ("list", "kopfpeerings.kopf.dev", "no", "no"),
+]
 
-    assert result.stdout.strip() == allowed
+
+@pytest.fixture(scope="module")
+def served_namespace(kubectl: Kubectl) -> str:
+    return new_namespace(kubectl, "e2e-can-i")
+
+
+@pytest.mark.parametrize(("verb", "what", "operator_may", "worker_may"), CAN_I,
+                         ids=[f"{verb}-{what}" for verb, what, _, _ in CAN_I])
+def test_the_operator_may_do_only_what_it_needs_and_the_worker_nothing(
+        kubectl: Kubectl, operator_account: tuple[Path, str], served_namespace: str, verb: str, what: str,
+        operator_may: str, worker_may: str) -> None:
+    worker = WORKER.format(namespace=served_namespace)
+    ask = ["auth", "can-i", verb, *what.split(), "-n", served_namespace]
+
+    as_operator = kubectl(*ask, f"--as={operator_account[1]}", check=False)
+    as_worker = kubectl(*ask, f"--as={worker}",
+                        "--as-group=system:serviceaccounts", f"--as-group=system:serviceaccounts:{served_namespace}",
+                        "--as-group=system:authenticated", check=False)
+
+    print(f"can-i {verb} {what}: operator={as_operator.stdout.strip()} worker={as_worker.stdout.strip()}")
+    assert (as_operator.stdout.strip(), as_worker.stdout.strip()) == (operator_may, worker_may)
+
+
+def test_the_worker_account_the_operator_creates_has_no_token_and_no_binding(
+        kubectl: Kubectl, finished_run: dict[str, Any]) -> None:
+    namespace = finished_run["namespace"]
+    account = kubectl.json("get", "serviceaccount", "kubeopt-worker", "-n", namespace)
+    bindings = kubectl.json("get", "rolebindings,clusterrolebindings", "-A")["items"]
+
+    subjects = [(s.get("namespace"), s["name"]) for b in bindings for s in b.get("subjects") or []
+                if s["kind"] == "ServiceAccount"]
+    assert account["automountServiceAccountToken"] is False
+    assert (namespace, "kubeopt-worker") not in subjects
+    pods = kubectl.json("get", "pods", "-n", namespace, "-l", SELECTOR)["items"]
+    assert {pod["spec"]["serviceAccountName"] for pod in pods} == {"kubeopt-worker"}
+    assert all(pod["spec"]["automountServiceAccountToken"] is False for pod in pods)
+    assert not [v for pod in pods for v in pod["spec"].get("volumes", []) if "projected" in v]  # no token volume
 
 
 def test_helm_chart_lints_and_renders_its_crd_byte_identical(helm_offline: Helm) -> None:
@@ -592,3 +647,35 @@ def test_suspend_and_parallelism_keep_the_jobs_and_resuming_runs_the_same_jobs_t
     assert all(j["status"].get("succeeded") == 1 and j["spec"].get("suspend") is False for j in jobs)
     assert [(t["jobName"], t["phase"]) for t in done["status"]["targets"]] == [(n, "Succeeded") for n in names]
     assert len([r for r in kubelet.finished() if r.namespace == namespace]) == 2
+
+
+# -- refused: JobRejected ----------------------------------------------------------------------
+
+def test_a_job_the_api_server_refuses_fails_its_target_once_with_the_policys_message(
+        kubectl: Kubectl, operator: OperatorProcess, crd: None) -> None:
+    namespace = new_namespace(kubectl, "e2e-refused")
+    operator.stop()
+    try:
+        kubectl.apply(yaml.safe_dump(resource("refused", namespace, [{"name": "ort", "backend": "onnxruntime"}])))
+        kubectl("label", "namespace", namespace, "kubeopt.io/enabled-")  # opts out before the operator acts
+    finally:
+        operator.start()
+
+    done = eventually("Stalled", lambda: settled(kubectl, "refused", namespace), timeout=120,
+                      explain=explain(kubectl, namespace, operator))
+
+    target = done["status"]["targets"][0]
+    assert (target["phase"], target["reason"]) == ("Failed", "JobRejected"), target
+    assert "kubeopt-operator-jobs" in target["message"]
+    assert f"namespace {namespace} has not opted in to kubeopt" in target["message"]
+    assert condition(done, "Stalled")["reason"] == "JobRejected"
+
+    def refusals() -> list[dict[str, Any]]:
+        return list(kubectl.json("get", "events", "-n", namespace, "--field-selector=reason=JobRejected")["items"])
+
+    events = eventually("the JobRejected Warning", refusals, timeout=30, explain=operator.tail)
+    time.sleep(5)  # a retry storm would show as more attempts, events and errors by now
+    assert jobs_of(kubectl, namespace) == []
+    assert [(e["type"], e.get("count", 1)) for e in refusals()] == [("Warning", 1)], events
+    errors = f'kubeopt_reconcile_errors_total{{namespace="{namespace}"}}'
+    assert errors not in operator.metrics()

@@ -75,6 +75,7 @@ def one_job(kubectl: Kubectl, operator: OperatorProcess) -> Iterator[str]:
     """A ModelOptimization whose one target Job the operator creates (no node takes its GPU pod)."""
     namespace = f"e2e-prom-{uuid.uuid4().hex[:6]}"
     kubectl("create", "namespace", namespace)
+    kubectl("label", "namespace", namespace, "kubeopt.io/enabled=true")  # opted in, as the chart asks
     body = {"apiVersion": "kubeopt.io/v1alpha1", "kind": "ModelOptimization",
             "metadata": {"name": "scraped", "namespace": namespace},
             "spec": {"model": {"uri": "s3://models/m.onnx", "format": "onnx", "task": "classification",

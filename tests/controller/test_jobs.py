@@ -4,7 +4,7 @@ import json
 
 from kubeopt.api.reasons import EXIT_CODES, PERMANENT, Reason
 from kubeopt.controller.jobs import build_job, permanent_exit_codes
-from kubeopt.controller.settings import OperatorSettings
+from kubeopt.controller.settings import DEFAULT_WORKER_SERVICE_ACCOUNT, OperatorSettings
 
 from .conftest import owner, parsed
 
@@ -112,3 +112,34 @@ def test_job_and_pod_carry_the_kubeopt_labels(settings: OperatorSettings) -> Non
 
 def test_termination_message_falls_back_to_logs_on_error(settings: OperatorSettings) -> None:
     assert _container(_build(settings))["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
+def test_every_job_runs_under_the_operators_worker_account_without_a_token() -> None:
+    default = _build(OperatorSettings())["spec"]["template"]["spec"]
+    chosen = _build(OperatorSettings(worker_service_account="team-worker"))["spec"]["template"]["spec"]
+
+    assert default["serviceAccountName"] == DEFAULT_WORKER_SERVICE_ACCOUNT == "kubeopt-worker"
+    assert chosen["serviceAccountName"] == "team-worker"
+    assert default["automountServiceAccountToken"] is False and chosen["automountServiceAccountToken"] is False
+    assert "serviceAccount" not in default  # the deprecated alias is never set either
+
+
+def test_no_spec_field_reaches_the_pods_service_account(settings: OperatorSettings) -> None:
+    o = owner()
+    o.spec["serviceAccountName"] = "controller-manager"  # not a spec field: parsing refuses it
+
+    try:
+        parsed(o)
+    except ValueError as error:
+        assert "serviceAccountName" in str(error)
+    else:
+        raise AssertionError("a spec naming a ServiceAccount was accepted")
+    assert _build(settings)["spec"]["template"]["spec"]["serviceAccountName"] == "kubeopt-worker"
+
+
+def test_the_pod_mounts_only_empty_dirs_and_asks_for_no_host_namespace(settings: OperatorSettings) -> None:
+    pod = _build(settings, storage={"secretRef": {"name": "s3"}})["spec"]["template"]["spec"]
+
+    assert all(set(volume) == {"name", "emptyDir"} for volume in pod["volumes"])
+    assert not {"hostNetwork", "hostPID", "hostIPC"} & set(pod)
+    assert pod["containers"][0]["envFrom"] == [{"secretRef": {"name": "s3"}}]

@@ -8,6 +8,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from kubeopt.controller.jobs import JobRejected
 from kubeopt.controller.metrics import Metrics
 from kubeopt.controller.plan import expected_names
 from kubeopt.controller.reconcile import Reconciler, View
@@ -23,8 +24,14 @@ class RecordingCluster:
     patched: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     statuses: list[dict[str, Any]] = field(default_factory=list)
     events: list[tuple[str, str, bool]] = field(default_factory=list)
+    refuse: dict[str, str] = field(default_factory=dict)  # target name -> the API server's message
+    attempts: list[str] = field(default_factory=list)
 
     def create_job(self, owner_body: Mapping[str, Any], job: dict[str, Any]) -> bool:
+        self.attempts.append(job["metadata"]["name"])
+        target = job["metadata"]["labels"]["kubeopt.io/target"]
+        if target in self.refuse:
+            raise JobRejected(job["metadata"]["name"], 422, self.refuse[target])
         self.created.append(job["metadata"]["name"])
         return True
 
@@ -233,3 +240,58 @@ def test_a_result_recorded_before_a_generation_that_keeps_the_work_stays_and_is_
     assert names["ort-fp32"] not in cluster.created
     assert registry.get_sample_value("kubeopt_target_jobs_succeeded_total", {"namespace": "ml"}) == 1
     assert [reason for reason, _, _ in cluster.events].count("TargetSucceeded") == 1
+
+
+REFUSAL = ("ValidatingAdmissionPolicy 'kubeopt-operator-jobs' with binding 'kubeopt-operator-jobs' denied "
+           "request: spec.template.spec.containers[0].image: evil:1 is not under an allowed prefix")
+
+
+def _refusing(*targets: str) -> tuple[Reconciler, RecordingCluster]:
+    reconciler, cluster, _ = _reconciler()
+    cluster.refuse = {target: REFUSAL for target in targets}
+    return reconciler, cluster
+
+
+def test_a_job_the_api_server_refuses_fails_its_target_with_the_servers_message_and_a_warning() -> None:
+    reconciler, cluster = _refusing("ort-fp32")
+
+    reconciler.reconcile(("ml", "digits"), lambda: View(body=_body(), jobs=[], pods_by_job={}))
+
+    refused = cluster.statuses[-1]["targets"][0]
+    assert (refused["phase"], refused["reason"]) == ("Failed", "JobRejected")
+    assert REFUSAL in refused["message"]
+    assert ("JobRejected", f"target ort-fp32: {refused['message']}", True) in cluster.events
+
+
+def test_a_refused_job_is_not_tried_again_by_later_reconciles() -> None:
+    reconciler, cluster = _refusing("ort-fp32")
+    view = View(body=_body(), jobs=[], pods_by_job={})
+
+    for _ in range(3):
+        reconciler.reconcile(("ml", "digits"), lambda: view)
+
+    o = owner()
+    refused_name = expected_names(o, parsed(o))["ort-fp32"]
+    assert cluster.attempts.count(refused_name) == 1
+    assert sum(1 for reason, _, _ in cluster.events if reason == "JobRejected") == 1
+
+
+def test_a_refused_jobs_slot_goes_to_the_next_target_in_the_same_reconcile() -> None:
+    reconciler, cluster = _refusing("ort-fp32")
+
+    reconciler.reconcile(("ml", "digits"), lambda: View(body=_body(), jobs=[], pods_by_job={}))
+
+    o = owner()
+    assert cluster.created == [expected_names(o, parsed(o))["trt-fp16"]]  # parallelism 1
+
+
+def test_every_job_refused_stalls_the_resource_with_reason_job_rejected() -> None:
+    reconciler, cluster = _refusing("ort-fp32", "trt-fp16")
+
+    reconciler.reconcile(("ml", "digits"), lambda: View(body=_body(), jobs=[], pods_by_job={}))
+
+    status = cluster.statuses[-1]
+    stalled = {c["type"]: c for c in status["conditions"]}["Stalled"]
+    assert (status["phase"], stalled["status"], stalled["reason"]) == ("Failed", "True", "JobRejected")
+    assert "not under an allowed prefix" in stalled["message"]
+    assert cluster.created == []

@@ -29,3 +29,9 @@ def test_settings_are_frozen() -> None:
     except AttributeError:
         return
     raise AssertionError("settings could be changed")
+
+
+def test_the_worker_service_account_comes_from_the_environment_with_a_default() -> None:
+    assert OperatorSettings.from_env({}).worker_service_account == "kubeopt-worker"
+    assert OperatorSettings.from_env({"KUBEOPT_WORKER_SERVICE_ACCOUNT": "ml-worker"}).worker_service_account \
+        == "ml-worker"

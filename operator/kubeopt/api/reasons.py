@@ -25,6 +25,9 @@ class Reason(StrEnum):
     UNSCHEDULABLE = "Unschedulable"
     OOM_KILLED = "OOMKilled"
     DEADLINE_EXCEEDED = "DeadlineExceeded"
+    # The API server refused the target's Job (an admission policy, RBAC): the operator's own
+    # reason, never a worker's exit code; the message is the server's.
+    JOB_REJECTED = "JobRejected"
     INTERNAL_ERROR = "InternalError"
 
 

@@ -3,11 +3,19 @@
 A 409 on create is success (the deterministic name already exists); a 404 on delete is too.
 Events go through kopf (``kopf.event``), which batches and posts them for the
 resource, so they show in ``kubectl describe``.
+
+Before its first Job in a namespace the operator makes sure the worker ServiceAccount exists
+there (create; 409 means it does): Jobs name it, and the ServiceAccount admission plugin
+refuses pods of an account that does not exist. A Job the API server refuses (403, 422: an
+admission policy, RBAC) raises ``JobRejected`` with the server's message: retrying the same
+manifest cannot help, so the reconciler records the target as failed instead.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -16,8 +24,28 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from kubeopt.api.spec import GROUP, PLURAL, VERSION
+from kubeopt.controller.jobs import JobRejected
+from kubeopt.controller.names import MANAGED_BY, MANAGED_BY_VALUE
 
 log = logging.getLogger(__name__)
+REFUSED = (403, 422)  # forbidden (RBAC, an admission policy's reason) and invalid (a policy's default)
+
+
+def server_message(error: ApiException) -> str:
+    """The message of the API server's Status in ``error``'s body, else its reason phrase."""
+    try:
+        status = json.loads(error.body or "")
+    except (TypeError, ValueError):
+        status = None
+    message = status.get("message") if isinstance(status, dict) else None
+    return str(message or error.reason or f"HTTP {error.status}")
+
+
+def worker_service_account(name: str) -> dict[str, Any]:
+    """The worker's ServiceAccount: no token is mounted from it, and nothing binds it to a role."""
+    return {"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": name, "labels": {MANAGED_BY: MANAGED_BY_VALUE}},
+            "automountServiceAccountToken": False}
 
 
 class KubeCluster:
@@ -25,19 +53,44 @@ class KubeCluster:
 
     def __init__(self, api_client: client.ApiClient) -> None:
         self.batch = client.BatchV1Api(api_client)
+        self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
+        self._accounts: set[tuple[str, str]] = set()  # (namespace, name) known to exist
+        self._accounts_lock = threading.Lock()
 
     def create_job(self, owner_body: Mapping[str, Any], job: dict[str, Any]) -> bool:
-        """Create the Job owned by the resource; False when it already existed."""
+        """Create the Job owned by the resource; False when it already existed.
+
+        Raises ``JobRejected`` when the API server refuses it (403 or 422)."""
+        namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
+        account = job["spec"]["template"]["spec"].get("serviceAccountName")
         kopf.adopt(job, owner=cast(kopf.Body, dict(owner_body)))
         try:
-            self.batch.create_namespaced_job(job["metadata"]["namespace"], cast(Any, job))
+            if account:
+                self.ensure_service_account(namespace, account)
+            self.batch.create_namespaced_job(namespace, cast(Any, job))
         except ApiException as error:
             if error.status == 409:
                 return False
+            if error.status in REFUSED:
+                raise JobRejected(name, error.status, server_message(error)) from None
             raise
-        log.info("created Job %s/%s", job["metadata"]["namespace"], job["metadata"]["name"])
+        log.info("created Job %s/%s", namespace, name)
         return True
+
+    def ensure_service_account(self, namespace: str, name: str) -> None:
+        """Create the worker ServiceAccount in ``namespace`` unless it is known to exist."""
+        with self._accounts_lock:
+            if (namespace, name) in self._accounts:
+                return
+        try:
+            self.core.create_namespaced_service_account(namespace, cast(Any, worker_service_account(name)))
+            log.info("created ServiceAccount %s/%s for the worker", namespace, name)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+        with self._accounts_lock:
+            self._accounts.add((namespace, name))
 
     def delete_job(self, namespace: str, name: str) -> None:
         try:

@@ -9,6 +9,10 @@ code (a retry cannot fix an invalid spec or an exceeded accuracy budget); other 
 The resource the pod reads is the target's work (``names.work``), exactly what the Job's name
 hashes: a Job kept across a change of ``suspend``, ``parallelism`` or
 ``ttlSecondsAfterFinished`` computes what a new one would.
+
+Every pod runs under the operator's worker ServiceAccount with no token mounted; the chart's
+``operator-jobs`` admission policy admits only Jobs of this shape from the operator, so the
+builder and the policy must change together (an e2e test runs a built Job through the policy).
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from kubeopt.api.reasons import EXIT_CODES, PERMANENT
+from kubeopt.api.reasons import EXIT_CODES, PERMANENT, Reason
 from kubeopt.api.spec import GROUP, KIND, VERSION, ModelOptimizationSpec, Target, to_wire
+from kubeopt.api.status import Phase, TargetStatus
 from kubeopt.controller.names import WORKER_CONTAINER, job_labels, job_name, work
 from kubeopt.controller.settings import OperatorSettings
 
@@ -26,6 +31,27 @@ WORKSPACE = "/workspace"
 TERMINATION_LOG = "/dev/termination-log"
 WORKER_UID = 65532
 GPU_RESOURCE = "nvidia.com/gpu"
+
+
+class JobRejected(Exception):
+    """The API server refused to create a target's Job (403 or 422: an admission policy, RBAC).
+
+    Permanent for this Job: the same manifest would be refused again, so the target is
+    recorded as failed (``failed_status``) and its Job is not created again until its work
+    changes (a new spec) and with it the Job's name.
+    """
+
+    def __init__(self, job_name: str, code: int, message: str) -> None:
+        super().__init__(f"the API server refused Job {job_name} ({code}): {message}")
+        self.job_name = job_name
+        self.code = code
+        self.message = message
+
+    def failed_status(self, target: str) -> TargetStatus:
+        """The target's status entry: Failed, reason JobRejected, the server's message."""
+        return TargetStatus(name=target, phase=Phase.FAILED, job_name=self.job_name,
+                            reason=Reason.JOB_REJECTED.value,
+                            message=f"the API server refused the target's Job: {self.message}"[:1000])
 
 
 @dataclass(frozen=True)
@@ -136,14 +162,15 @@ def pod_spec(owner: Owner, spec: ModelOptimizationSpec, target: Target, settings
         container["envFrom"] = env_from
     pod: dict[str, Any] = {
         "restartPolicy": "Never",  # podFailurePolicy requires it
-        "automountServiceAccountToken": False,  # the worker never talks to the API
+        # The operator's account, never the spec's: the worker never talks to the API, so it
+        # gets no token, and its account has no RBAC bindings (admission checks both).
+        "serviceAccountName": settings.worker_service_account,
+        "automountServiceAccountToken": False,
         "securityContext": {"runAsNonRoot": True, "runAsUser": WORKER_UID, "runAsGroup": WORKER_UID,
                             "fsGroup": WORKER_UID, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [container],
         "volumes": [{"name": "workspace", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
     }
-    if settings.worker_service_account:
-        pod["serviceAccountName"] = settings.worker_service_account
     if spec.resources.node_selector:
         pod["nodeSelector"] = dict(spec.resources.node_selector)
     if spec.resources.tolerations:

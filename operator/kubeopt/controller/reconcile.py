@@ -24,7 +24,7 @@ from kubeopt.api.load import describe
 from kubeopt.api.spec import ModelOptimizationSpec
 from kubeopt.api.status import ModelOptimizationStatus, Phase, TargetStatus
 from kubeopt.controller.conditions import conditions, verdict
-from kubeopt.controller.jobs import Owner, build_job
+from kubeopt.controller.jobs import JobRejected, Owner, build_job
 from kubeopt.controller.metrics import Metrics
 from kubeopt.controller.observe import Observation, observe
 from kubeopt.controller.plan import expected_names, make_plan
@@ -139,9 +139,21 @@ class Reconciler:
                                f"suspended Job {name} ({why})" if suspend else f"resumed Job {name}")
         for name, ttl in plan.ttl:
             self.cluster.patch_job(owner.namespace, name, {"ttlSecondsAfterFinished": ttl})
-        for target in plan.create:
+        creates = list(plan.create)
+        while creates:
+            target = creates.pop(0)
             job = build_job(owner, spec, target, self.settings)
-            created = self.cluster.create_job(view.body, job)
+            try:
+                created = self.cluster.create_job(view.body, job)
+            except JobRejected as refused:
+                # Recorded as done, so no plan creates this Job again (no retry storm); its slot
+                # is free, so plan the creates again: the next target may take it.
+                failed = recorded[target.name] = refused.failed_status(target.name)
+                previous.targets[:] = [t for t in previous.targets if t.name != target.name] + [failed]
+                self.cluster.event(view.body, "JobRejected", f"target {target.name}: {failed.message}",
+                                   warning=True)
+                creates = list(make_plan(owner, spec, view.jobs, recorded, memory.in_flight).create)
+                continue
             memory.in_flight.add(job["metadata"]["name"])
             if created:
                 self.metrics.jobs_created.labels(namespace=owner.namespace).inc()

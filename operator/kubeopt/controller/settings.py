@@ -15,6 +15,10 @@ from kubeopt.api.spec import BackendName, Images
 DEFAULT_WORKER_IMAGE = "ghcr.io/kubeopt/worker:0.1.0"
 DEFAULT_METRICS_PORT = 8080
 IMAGE_ENV_PREFIX = "KUBEOPT_WORKER_IMAGE"
+# Jobs always run under this account, never one a spec names: it has no RBAC bindings and no
+# token (``automountServiceAccountToken: false``), so a worker can reach nothing in the API.
+DEFAULT_WORKER_SERVICE_ACCOUNT = "kubeopt-worker"
+WORKER_SERVICE_ACCOUNT_ENV = "KUBEOPT_WORKER_SERVICE_ACCOUNT"
 
 
 def _env_suffix(backend: BackendName) -> str:
@@ -29,12 +33,13 @@ class OperatorSettings:
     images: Mapping[BackendName, str] = field(default_factory=dict)
     namespaces: tuple[str, ...] = ()
     metrics_port: int = DEFAULT_METRICS_PORT
-    worker_service_account: str | None = None
+    worker_service_account: str = DEFAULT_WORKER_SERVICE_ACCOUNT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], namespaces: tuple[str, ...] = (),
                  metrics_port: int = DEFAULT_METRICS_PORT) -> OperatorSettings:
-        """Read ``KUBEOPT_WORKER_IMAGE`` and ``KUBEOPT_WORKER_IMAGE_<BACKEND>`` (e.g. ``_TF_TRT``)."""
+        """Read ``KUBEOPT_WORKER_IMAGE``, ``KUBEOPT_WORKER_IMAGE_<BACKEND>`` (e.g. ``_TF_TRT``) and
+        ``KUBEOPT_WORKER_SERVICE_ACCOUNT``."""
         images = {
             backend: env[f"{IMAGE_ENV_PREFIX}_{_env_suffix(backend)}"]
             for backend in BackendName
@@ -45,7 +50,7 @@ class OperatorSettings:
             images=images,
             namespaces=namespaces,
             metrics_port=metrics_port,
-            worker_service_account=env.get("KUBEOPT_WORKER_SERVICE_ACCOUNT") or None,
+            worker_service_account=env.get(WORKER_SERVICE_ACCOUNT_ENV) or DEFAULT_WORKER_SERVICE_ACCOUNT,
         )
 
     def image_for(self, backend: BackendName, overrides: Images) -> str:
