@@ -138,6 +138,24 @@ class ControlPlane:
         while self._processes:
             self._processes.pop().stop()
 
+    def stop_apiserver(self) -> None:
+        """Stop only kube-apiserver (etcd and the controller manager keep running), as an
+        outage of the API server would; :meth:`start_apiserver` brings it back."""
+        proc = self._component("kube-apiserver")
+        if proc is None:
+            raise RuntimeError("kube-apiserver is not running")
+        self._processes.remove(proc)
+        proc.stop()
+
+    def start_apiserver(self) -> None:
+        """Start kube-apiserver again on the same port with the same certificates and etcd, so
+        kubeconfigs and tokens issued before still work; returns once ``/readyz`` is ok."""
+        if self._component("kube-apiserver") is not None:
+            raise RuntimeError("kube-apiserver is already running")
+        if not self.apiserver_port:
+            raise RuntimeError("control plane not started")
+        self._start_apiserver(self.apiserver_port)
+
     def __enter__(self) -> ControlPlane:
         self.start()
         return self
@@ -221,8 +239,8 @@ class ControlPlane:
 
         wait_until("etcd /health", healthy, process=proc, timeout=self.startup_timeout)
 
-    def _start_apiserver(self) -> None:
-        self.apiserver_port = free_port()
+    def _start_apiserver(self, port: int | None = None) -> None:
+        self.apiserver_port = port or free_port()
         pki = self.pki_dir
         proc = self._spawn(
             "kube-apiserver",
@@ -305,6 +323,9 @@ class ControlPlane:
         wait_until("kube-controller-manager /healthz", healthy, process=proc, timeout=self.startup_timeout)
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _component(self, name: str) -> Process | None:
+        return next((p for p in self._processes if p.name == name), None)
 
     def _admin_pair(self) -> KeyPair:
         if self._admin is None:

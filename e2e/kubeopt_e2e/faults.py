@@ -1,0 +1,212 @@
+"""Faults on cue: an S3 server that goes down when a chosen request reaches it.
+
+Stopping MinIO "while a target publishes" by the clock races the worker, whose publish of a
+small model takes milliseconds. ``S3Tripwire`` makes it deterministic: it runs its own MinIO
+behind a TCP proxy on a fixed loopback port (the endpoint a resource names). The proxy reads
+each request's first line and forwards the rest untouched; every request gets its own
+connection (``Connection: close`` is set on the way in), so no request slips through on a
+kept-alive connection unseen. Once armed, the first request that matches takes S3 down before
+it is answered: MinIO is stopped, the proxy stops listening (clients get "connection refused",
+as from a server that is gone) and the matching request's connection is dropped unanswered.
+``restore`` starts MinIO again on the same data and the proxy on the same port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import select
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+from kubeopt_e2e.procs import LOOPBACK, free_port
+from kubeopt_e2e.s3 import S3Server
+
+__all__ = ["S3Tripwire"]
+
+_HEAD_LIMIT = 64 * 1024
+_IDLE_SECONDS = 60.0
+_HOP_HEADERS = re.compile(rb"^(connection|keep-alive|proxy-connection):", re.IGNORECASE)
+
+#: Whether a request (method, path with query) should take S3 down.
+Trigger = Callable[[str, str], bool]
+
+
+class S3Tripwire:
+    """MinIO in ``work_dir`` behind a proxy on ``endpoint_url``; ``arm`` a trigger, ``restore`` after.
+
+    >>> with S3Tripwire(bin_dir, tmp_path) as s3:
+    ...     s3.arm(lambda method, path: method == "PUT" and path.endswith("/manifest.json"))
+    ...     ...                     # a worker publishes through s3.endpoint_url and fails
+    ...     s3.tripped.wait(60)     # s3.tripped_by == "PUT /bucket/.../manifest.json"
+    ...     s3.restore()
+    """
+
+    def __init__(self, bin_dir: Path | str, work_dir: Path | str) -> None:
+        self.server = S3Server(bin_dir, work_dir)
+        self.port = 0
+        self.tripped = threading.Event()
+        self.tripped_by = ""
+        self._trigger: Trigger | None = None
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._down = False
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def access_key(self) -> str:
+        return self.server.access_key
+
+    @property
+    def secret_key(self) -> str:
+        return self.server.secret_key
+
+    @property
+    def region(self) -> str:
+        return self.server.region
+
+    @property
+    def up(self) -> bool:
+        return not self._down
+
+    def start(self) -> str:
+        """Start MinIO and the proxy; return the proxy's endpoint URL."""
+        self.server.start()
+        self.port = free_port()
+        self._listen()
+        return self.endpoint_url
+
+    def stop(self) -> None:
+        self._close_listener()
+        self.server.stop()
+
+    def arm(self, trigger: Trigger) -> None:
+        """The next request for which ``trigger(method, path)`` is true takes S3 down."""
+        with self._lock:
+            self._trigger = trigger
+            self.tripped.clear()
+            self.tripped_by = ""
+
+    def restore(self) -> None:
+        """MinIO up again (same data, maybe another backend port), the proxy on the same port."""
+        with self._lock:
+            self._trigger = None
+            if not self._down:
+                return
+            self.server.start()
+            self._listen()
+            self._down = False
+
+    def __enter__(self) -> S3Tripwire:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # -- the proxy -------------------------------------------------------------------------
+
+    def _listen(self) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((LOOPBACK, self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), name="s3-tripwire", daemon=True).start()
+
+    def _close_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:  # closed: S3 is down or the tripwire stopped
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        with client:
+            head = _read_head(client)
+            if head is None:
+                return
+            method, path = _request_line(head)
+            if self._trips(method, path):
+                return  # dropped unanswered: the server went down under this request
+            try:
+                backend = socket.create_connection((LOOPBACK, self.server.port), timeout=10)
+            except OSError:
+                return
+            with backend:
+                backend.sendall(_close_after_reply(head))
+                _pipe(client, backend)
+
+    def _trips(self, method: str, path: str) -> bool:
+        with self._lock:
+            if self._trigger is None or not self._trigger(method, path):
+                return False
+            self._trigger = None
+            self._down = True
+            self._close_listener()
+            self.server.stop()
+            self.tripped_by = f"{method} {path}"
+        self.tripped.set()
+        return True
+
+
+def _read_head(client: socket.socket) -> bytes | None:
+    """The request line and headers (and whatever body bytes came with them)."""
+    client.settimeout(_IDLE_SECONDS)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        try:
+            chunk = client.recv(65536)
+        except OSError:
+            return None
+        if not chunk or len(data) > _HEAD_LIMIT:
+            return None
+        data += chunk
+    return data
+
+
+def _request_line(head: bytes) -> tuple[str, str]:
+    parts = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
+    return (parts[0], parts[1]) if len(parts) >= 2 else ("", "")
+
+
+def _close_after_reply(head: bytes) -> bytes:
+    """The request with ``Connection: close``: the server closes after its reply, so the next
+    request comes on a new connection and passes the tripwire too."""
+    headers, _, rest = head.partition(b"\r\n\r\n")
+    lines = [line for line in headers.split(b"\r\n") if not _HOP_HEADERS.match(line)]
+    return b"\r\n".join([*lines, b"Connection: close"]) + b"\r\n\r\n" + rest
+
+
+def _pipe(client: socket.socket, backend: socket.socket) -> None:
+    """Copy bytes both ways until either side closes."""
+    peers = {client: backend, backend: client}
+    for sock in peers:
+        sock.settimeout(None)
+    while True:
+        ready, _, _ = select.select(list(peers), [], [], _IDLE_SECONDS)
+        if not ready:
+            return
+        for sock in ready:
+            try:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                peers[sock].sendall(data)
+            except OSError:
+                return
