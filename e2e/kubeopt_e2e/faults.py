@@ -5,7 +5,8 @@ small model takes milliseconds. ``S3Tripwire`` makes it deterministic: it runs i
 behind a TCP proxy on a fixed loopback port (the endpoint a resource names). The proxy reads
 each request's first line and forwards the rest untouched; every request gets its own
 connection (``Connection: close`` is set on the way in), so no request slips through on a
-kept-alive connection unseen. Once armed, the first request that matches takes S3 down before
+kept-alive connection unseen (the reply says ``Connection: close`` too, so the
+client does not try to reuse it). Once armed, the first request that matches takes S3 down before
 it is answered: MinIO is stopped, the proxy stops listening (clients get "connection refused",
 as from a server that is gone) and the matching request's connection is dropped unanswered.
 ``restore`` starts MinIO again on the same data and the proxy on the same port.
@@ -149,7 +150,7 @@ class S3Tripwire:
             except OSError:
                 return
             with backend:
-                backend.sendall(_close_after_reply(head))
+                backend.sendall(_connection_close(head))
                 _pipe(client, backend)
 
     def _trips(self, method: str, path: str) -> bool:
@@ -185,17 +186,45 @@ def _request_line(head: bytes) -> tuple[str, str]:
     return (parts[0], parts[1]) if len(parts) >= 2 else ("", "")
 
 
-def _close_after_reply(head: bytes) -> bytes:
-    """The request with ``Connection: close``: the server closes after its reply, so the next
-    request comes on a new connection and passes the tripwire too."""
+def _connection_close(head: bytes) -> bytes:
+    """A request or response head (and what follows it) with ``Connection: close``: the server
+    closes after its reply and the client opens a new connection for the next request, which
+    passes the tripwire too."""
     headers, _, rest = head.partition(b"\r\n\r\n")
     lines = [line for line in headers.split(b"\r\n") if not _HOP_HEADERS.match(line)]
     return b"\r\n".join([*lines, b"Connection: close"]) + b"\r\n\r\n" + rest
 
 
+class _Reply:
+    """The backend's bytes on their way to the client: the final reply's head (after any
+    interim ``100 Continue``) gets ``Connection: close``; everything else passes as is."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._passed = False
+
+    def feed(self, data: bytes) -> bytes:
+        if self._passed:
+            return data
+        self._buffer += data
+        out = b""
+        while not self._passed and b"\r\n\r\n" in self._buffer:
+            head, _, self._buffer = self._buffer.partition(b"\r\n\r\n")
+            status = head.split(b" ", 2)[1] if head.count(b" ") >= 1 else b""
+            if status.startswith(b"1"):
+                out += head + b"\r\n\r\n"
+                continue
+            out += _connection_close(head + b"\r\n\r\n")
+            self._passed = True
+        if self._passed:
+            out, self._buffer = out + self._buffer, b""
+        return out
+
+
 def _pipe(client: socket.socket, backend: socket.socket) -> None:
     """Copy bytes both ways until either side closes."""
     peers = {client: backend, backend: client}
+    reply = _Reply()
     for sock in peers:
         sock.settimeout(None)
     while True:
@@ -207,6 +236,6 @@ def _pipe(client: socket.socket, backend: socket.socket) -> None:
                 data = sock.recv(65536)
                 if not data:
                     return
-                peers[sock].sendall(data)
+                peers[sock].sendall(reply.feed(data) if sock is backend else data)
             except OSError:
                 return
