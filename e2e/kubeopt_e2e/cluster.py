@@ -24,6 +24,7 @@ from kubeopt_e2e.procs import LOOPBACK, Process, StartupError, free_port, wait_u
 __all__ = ["CONTROLLERS", "ControlPlane", "StartupError"]
 
 _START_ATTEMPTS = 3
+_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager")  # in start order
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 KUBERNETES_SERVICE_IP = "10.0.0.1"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -155,6 +156,9 @@ class ControlPlane:
         if not self.apiserver_port:
             raise RuntimeError("control plane not started")
         self._start_apiserver(self.apiserver_port)
+        # Back in start order, so that stop() still stops the controller manager while the API
+        # server it talks to is up (it hangs in shutdown otherwise).
+        self._processes.sort(key=lambda p: _COMPONENTS.index(p.name))
 
     def __enter__(self) -> ControlPlane:
         self.start()
