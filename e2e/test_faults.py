@@ -37,7 +37,7 @@ import pytest
 import yaml
 from kubeopt_e2e import ControlPlane
 from kubeopt_e2e.clients import Helm, Kubectl, uses_external_cluster
-from kubeopt_e2e.faults import S3Tripwire
+from kubeopt_e2e.faults import JobCounter, S3Tripwire
 from kubeopt_e2e.kubelet import FakeKubelet
 from kubeopt_e2e.operator import E2E_WORKER_ENV, OperatorProcess, running_operator, service_account_kubeconfig
 from onnx import TensorProto, helper
@@ -118,21 +118,23 @@ def job_gaps(kubectl: Kubectl, namespace: str, expected: int) -> list[str]:
 def test_killing_the_operator_repeatedly_during_a_burst_leaves_one_job_per_target_and_none_missing(
         kubectl: Kubectl, operator_kubeconfig: Path, namespace: str, tmp_path: Path) -> None:
     rng = random.Random(KILL_SEED)
+    due = 2 * KILL_ROUNDS * PER_ROUND
     operator = OperatorProcess(operator_kubeconfig, tmp_path / "operator.log", env=E2E_WORKER_ENV)
-    kills: list[tuple[float, int, int]] = []  # (seconds after the round's apply, Jobs then, Jobs due then)
+    kills: list[tuple[int, int, int]] = []  # (Jobs that triggered the kill, Jobs after it, Jobs due then)
+    jobs = JobCounter(kubectl.kubeconfig, namespace).start()
     operator.start()
     try:
         for round_ in range(KILL_ROUNDS):
             batch = [resource(f"burst-{round_ * PER_ROUND + i:02d}", namespace, TWO_TARGETS, parallelism=2,
                               resources=NO_NODE_FITS) for i in range(PER_ROUND)]
             kubectl.apply(yaml.safe_dump_all(batch))
-            delay = rng.uniform(0.2, 2.5)
-            time.sleep(delay)
+            # The kill comes at a seeded point of the round's work: once this many Jobs exist.
+            trigger = 2 * PER_ROUND * round_ + rng.randint(1, PER_ROUND)
+            jobs.wait_for(trigger)
             operator.kill()
-            jobs = sum(len(v) for v in owned_jobs(kubectl, namespace).values())
-            kills.append((round(delay, 2), jobs, 2 * PER_ROUND * (round_ + 1)))
+            kills.append((trigger, jobs.count(), 2 * PER_ROUND * (round_ + 1)))
             operator.start()
-        why = f"seed {KILL_SEED}, kills (seconds after the round's apply, Jobs then, Jobs due then): {kills}"
+        why = f"seed {KILL_SEED}, kills (Jobs that triggered it, Jobs after it, Jobs due then): {kills}"
         print(why)
         eventually("one Job per target, in status", lambda: not job_gaps(kubectl, namespace, KILL_ROUNDS * PER_ROUND),
                    timeout=120, interval=1.0,
@@ -143,9 +145,10 @@ def test_killing_the_operator_repeatedly_during_a_burst_leaves_one_job_per_targe
         assert operator.running(), operator.tail()
     finally:
         operator.stop()
-    assert sum(len(v) for v in owned_jobs(kubectl, namespace).values()) == 2 * KILL_ROUNDS * PER_ROUND
-    # The kills must have hit work in progress, or this test proves nothing about resuming it.
-    assert any(jobs < due for _, jobs, due in kills), why
+        jobs.stop()
+    assert sum(len(v) for v in owned_jobs(kubectl, namespace).values()) == due
+    # The kills hit work in progress, or this test would prove nothing about resuming it.
+    assert all(after < due_then for _, after, due_then in kills), why
 
 
 # -- the API server stopped and started under a running operator ---------------------------
@@ -268,6 +271,7 @@ def test_s3_going_down_while_a_target_publishes_fails_it_with_storage_error_and_
 
         assert tripwire.tripped.is_set() and tripwire.tripped_by.startswith(f"PUT {prefix}"), tripwire.tripped_by
         target = failed["status"]["targets"][0]
+        print(f"S3 went down at {tripwire.tripped_by}; the target says: {target['message']}")
         assert (target["phase"], target["reason"]) == ("Failed", "StorageError"), target
         assert "storage.endpoint" in target["message"] and tripwire.endpoint_url in target["message"], target
         assert (condition(failed, "Ready")["status"], condition(failed, "Stalled")["reason"]) == \

@@ -1,4 +1,5 @@
-"""Faults on cue: an S3 server that goes down when a chosen request reaches it.
+"""Faults on cue: an S3 server that goes down when a chosen request reaches it, and a count of
+a namespace's Jobs to time an operator's kill by.
 
 Stopping MinIO "while a target publishes" by the clock races the worker, whose publish of a
 small model takes milliseconds. ``S3Tripwire`` makes it deterministic: it runs its own MinIO
@@ -10,11 +11,17 @@ client does not try to reuse it). Once armed, the first request that matches tak
 it is answered: MinIO is stopped, the proxy stops listening (clients get "connection refused",
 as from a server that is gone) and the matching request's connection is dropped unanswered.
 ``restore`` starts MinIO again on the same data and the proxy on the same port.
+
+``JobCounter`` watches a namespace's Jobs from before a burst starts, so that ``wait_for(n)``
+returns within milliseconds of the n-th Job's creation: a kill then lands in the middle of
+the operator's work, whatever the machine's speed, where a kill after a delay may come
+before the work or after it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import select
 import socket
@@ -22,11 +29,14 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any, cast
+
+from kubernetes import client, config
 
 from kubeopt_e2e.procs import LOOPBACK, free_port
 from kubeopt_e2e.s3 import S3Server
 
-__all__ = ["S3Tripwire"]
+__all__ = ["JobCounter", "S3Tripwire"]
 
 _HEAD_LIMIT = 64 * 1024
 _IDLE_SECONDS = 60.0
@@ -239,3 +249,68 @@ def _pipe(client: socket.socket, backend: socket.socket) -> None:
                 peers[sock].sendall(reply.feed(data) if sock is backend else data)
             except OSError:
                 return
+
+
+class JobCounter:
+    """The names of ``namespace``'s Jobs as a watch reports them, from ``start`` until ``stop``."""
+
+    def __init__(self, kubeconfig: Path, namespace: str) -> None:
+        self.namespace = namespace
+        self._api: Any = client.BatchV1Api(cast(Any, config.new_client_from_config)(config_file=str(kubeconfig)))
+        self._names: set[str] = set()
+        self._changed = threading.Condition()
+        self._stopped = threading.Event()
+
+    def start(self) -> JobCounter:
+        """Start watching; returns once the Jobs that exist now are counted."""
+        version = self._list()
+        threading.Thread(target=self._watch, args=(version,), name=f"jobs-{self.namespace}", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """The watch ends at its next event or timeout (closing it from here would block)."""
+        self._stopped.set()
+
+    def count(self) -> int:
+        with self._changed:
+            return len(self._names)
+
+    def wait_for(self, count: int, timeout: float = 60.0) -> None:
+        """Return once ``count`` Jobs were created; AssertionError after ``timeout`` seconds."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: len(self._names) >= count, timeout):
+                raise AssertionError(f"{len(self._names)} Jobs in {self.namespace} after {timeout:.0f}s, "
+                                     f"waited for {count}")
+
+    def _add(self, names: set[str]) -> None:
+        with self._changed:
+            self._names |= names
+            self._changed.notify_all()
+
+    def _list(self) -> str:
+        listed = json.loads(self._api.list_namespaced_job(self.namespace, _preload_content=False).data)
+        self._add({item["metadata"]["name"] for item in listed["items"]})
+        return str(listed["metadata"]["resourceVersion"])
+
+    def _watch(self, version: str) -> None:
+        while not self._stopped.is_set():
+            try:
+                stream = self._api.list_namespaced_job(
+                    self.namespace, watch=True, resource_version=version, allow_watch_bookmarks=True,
+                    timeout_seconds=10, _preload_content=False)
+                for line in stream:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event["type"] == "ERROR":  # e.g. 410 Gone: list again, watch from there
+                        version = self._list()
+                        break
+                    version = event["object"]["metadata"].get("resourceVersion", version)
+                    if event["type"] == "ADDED":
+                        self._add({event["object"]["metadata"]["name"]})
+                    if self._stopped.is_set():
+                        return
+            except Exception:
+                if self._stopped.is_set():
+                    return
+                raise
