@@ -8,8 +8,10 @@ each request's first line and forwards the rest untouched; every request gets it
 connection (``Connection: close`` is set on the way in), so no request slips through on a
 kept-alive connection unseen (the reply says ``Connection: close`` too, so the
 client does not try to reuse it). Once armed, the first request that matches takes S3 down before
-it is answered: MinIO is stopped, the proxy stops listening (clients get "connection refused",
-as from a server that is gone) and the matching request's connection is dropped unanswered.
+it is answered: MinIO is stopped and the matching request's connection is dropped unanswered.
+Then either the proxy stops listening (clients get "connection refused", as from a server that
+is gone) or, with ``drop_connections``, it keeps accepting connections and drops each one
+unanswered, as a load balancer does in front of a server that died.
 ``restore`` starts MinIO again on the same data and the proxy on the same port.
 
 ``JobCounter`` watches a namespace's Jobs from before a burst starts, so that ``wait_for(n)``
@@ -65,6 +67,7 @@ class S3Tripwire:
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
         self._down = False
+        self._drop_connections = False
 
     @property
     def endpoint_url(self) -> str:
@@ -97,10 +100,12 @@ class S3Tripwire:
         self._close_listener()
         self.server.stop()
 
-    def arm(self, trigger: Trigger) -> None:
-        """The next request for which ``trigger(method, path)`` is true takes S3 down."""
+    def arm(self, trigger: Trigger, *, drop_connections: bool = False) -> None:
+        """The next request for which ``trigger(method, path)`` is true takes S3 down; after it, the
+        endpoint refuses connections, or accepts and drops them with ``drop_connections``."""
         with self._lock:
             self._trigger = trigger
+            self._drop_connections = drop_connections
             self.tripped.clear()
             self.tripped_by = ""
 
@@ -111,7 +116,8 @@ class S3Tripwire:
             if not self._down:
                 return
             self.server.start()
-            self._listen()
+            if self._listener is None:
+                self._listen()
             self._down = False
 
     def __enter__(self) -> S3Tripwire:
@@ -153,8 +159,8 @@ class S3Tripwire:
             if head is None:
                 return
             method, path = _request_line(head)
-            if self._trips(method, path):
-                return  # dropped unanswered: the server went down under this request
+            if self._trips(method, path) or self._down:
+                return  # dropped unanswered: the server went down under this request, or is down
             try:
                 backend = socket.create_connection((LOOPBACK, self.server.port), timeout=10)
             except OSError:
@@ -169,7 +175,8 @@ class S3Tripwire:
                 return False
             self._trigger = None
             self._down = True
-            self._close_listener()
+            if not self._drop_connections:
+                self._close_listener()
             self.server.stop()
             self.tripped_by = f"{method} {path}"
         self.tripped.set()

@@ -91,10 +91,6 @@ class OperatorProcess:
         """Whether the process this object last started is still alive (never restarted by itself)."""
         return self._process is not None and self._process.running()
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.popen.pid if self._process is not None else None
-
     def stop(self, grace: float = 20.0) -> None:
         if self._process is not None:
             self._process.stop(grace)
