@@ -4,15 +4,14 @@ a namespace's Jobs to time an operator's kill by.
 Stopping MinIO "while a target publishes" by the clock races the worker, whose publish of a
 small model takes milliseconds. ``S3Tripwire`` makes it deterministic: it runs its own MinIO
 behind a TCP proxy on a fixed loopback port (the endpoint a resource names). The proxy reads
-each request's first line and forwards the rest untouched; every request gets its own
-connection (``Connection: close`` is set on the way in), so no request slips through on a
-kept-alive connection unseen (the reply says ``Connection: close`` too, so the
-client does not try to reuse it). Once armed, the first request that matches takes S3 down before
-it is answered: MinIO is stopped and the matching request's connection is dropped unanswered.
-Then either the proxy stops listening (clients get "connection refused", as from a server that
-is gone) or, with ``drop_connections``, it keeps accepting connections and drops each one
-unanswered, as a load balancer does in front of a server that died.
-``restore`` starts MinIO again on the same data and the proxy on the same port.
+each request's first line and forwards the rest untouched. Every request gets a connection of
+its own (``Connection: close`` on the request and on the reply), so none slips through unseen
+on a kept-alive connection. Once armed, the first request that matches takes S3 down before it
+is answered: MinIO stops and that request's connection is dropped unanswered. Then either the
+proxy stops listening (clients get "connection refused", as from a server that is gone) or,
+with ``drop_connections``, it accepts connections and drops each one unanswered, as a load
+balancer does in front of a server that died. ``restore`` starts MinIO again on the same data
+and the proxy on the same port.
 
 ``JobCounter`` watches a namespace's Jobs from before a burst starts, so that ``wait_for(n)``
 returns within milliseconds of the n-th Job's creation: a kill then lands in the middle of
@@ -84,10 +83,6 @@ class S3Tripwire:
     @property
     def region(self) -> str:
         return self.server.region
-
-    @property
-    def up(self) -> bool:
-        return not self._down
 
     def start(self) -> str:
         """Start MinIO and the proxy; return the proxy's endpoint URL."""
@@ -277,10 +272,6 @@ class JobCounter:
     def stop(self) -> None:
         """The watch ends at its next event or timeout (closing it from here would block)."""
         self._stopped.set()
-
-    def count(self) -> int:
-        with self._changed:
-            return len(self._names)
 
     def wait_for(self, count: int, timeout: float = 60.0) -> None:
         """Return once ``count`` Jobs were created; AssertionError after ``timeout`` seconds."""
