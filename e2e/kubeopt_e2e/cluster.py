@@ -24,6 +24,7 @@ from kubeopt_e2e.procs import LOOPBACK, Process, StartupError, free_port, wait_u
 __all__ = ["CONTROLLERS", "ControlPlane", "StartupError"]
 
 _START_ATTEMPTS = 3
+_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager")  # in start order
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 KUBERNETES_SERVICE_IP = "10.0.0.1"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -138,6 +139,27 @@ class ControlPlane:
         while self._processes:
             self._processes.pop().stop()
 
+    def stop_apiserver(self) -> None:
+        """Stop only kube-apiserver (etcd and the controller manager keep running), as an
+        outage of the API server would; :meth:`start_apiserver` brings it back."""
+        proc = self._component("kube-apiserver")
+        if proc is None:
+            raise RuntimeError("kube-apiserver is not running")
+        self._processes.remove(proc)
+        proc.stop()
+
+    def start_apiserver(self) -> None:
+        """Start kube-apiserver again on the same port with the same certificates and etcd, so
+        kubeconfigs and tokens issued before still work; returns once ``/readyz`` is ok."""
+        if self._component("kube-apiserver") is not None:
+            raise RuntimeError("kube-apiserver is already running")
+        if not self.apiserver_port:
+            raise RuntimeError("control plane not started")
+        self._start_apiserver(self.apiserver_port)
+        # Back in start order, so that stop() still stops the controller manager while the API
+        # server it talks to is up (it hangs in shutdown otherwise).
+        self._processes.sort(key=lambda p: _COMPONENTS.index(p.name))
+
     def __enter__(self) -> ControlPlane:
         self.start()
         return self
@@ -221,8 +243,8 @@ class ControlPlane:
 
         wait_until("etcd /health", healthy, process=proc, timeout=self.startup_timeout)
 
-    def _start_apiserver(self) -> None:
-        self.apiserver_port = free_port()
+    def _start_apiserver(self, port: int | None = None) -> None:
+        self.apiserver_port = port or free_port()
         pki = self.pki_dir
         proc = self._spawn(
             "kube-apiserver",
@@ -305,6 +327,9 @@ class ControlPlane:
         wait_until("kube-controller-manager /healthz", healthy, process=proc, timeout=self.startup_timeout)
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _component(self, name: str) -> Process | None:
+        return next((p for p in self._processes if p.name == name), None)
 
     def _admin_pair(self) -> KeyPair:
         if self._admin is None:

@@ -152,6 +152,10 @@ class OperatorProcess:
         except OSError:
             return False
 
+    def running(self) -> bool:
+        """Whether the process this object last started is still alive (never restarted by itself)."""
+        return self._process is not None and self._process.running()
+
     def stop(self, grace: float = 20.0) -> None:
         if self._process is not None:
             self._process.stop(grace)

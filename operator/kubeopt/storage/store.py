@@ -188,7 +188,8 @@ class S3Store:
         if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"):
             return StorageError(f"cannot {verb} {uri}: access denied ({code}); check the credentials in "
                                 "storage.secretRef")
-        if type(error).__name__ in ("EndpointConnectionError", "ConnectTimeoutError", "NoCredentialsError"):
+        if type(error).__name__ in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError",
+                                    "ReadTimeoutError", "NoCredentialsError"):
             return StorageError(f"cannot {verb} {uri}: {type(error).__name__} at {self._endpoint}; check "
                                 "storage.endpoint and storage.secretRef", retryable=True)
         if type(error).__name__ in ("ClientError", "S3UploadFailedError", "BotoCoreError"):
