@@ -85,7 +85,7 @@ def test_the_view_joins_labelled_pods_and_an_older_jobs_pods_by_job() -> None:
 
 def test_a_job_built_for_a_253_character_name_is_found_again_under_its_resource(
         settings: OperatorSettings) -> None:
-    name = ("a" * 62 + ".") * 4 + "b"
+    name = ("a" * 63 + ".") * 3 + "b" * 61
     o = owner(name=name)
     o = type(o)(name=o.name, namespace="n" * 63, uid=UID, generation=1, spec=o.spec)
     job = build_job(o, parsed(o), parsed(o).targets[0], settings)

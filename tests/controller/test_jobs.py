@@ -115,7 +115,7 @@ def test_termination_message_falls_back_to_logs_on_error(settings: OperatorSetti
     assert _container(_build(settings))["terminationMessagePolicy"] == "FallbackToLogsOnError"
 
 
-LONGEST_NAME = ("m" * 62 + ".") * 3 + "m" * 64  # 253 characters, a valid DNS subdomain
+LONGEST_NAME = ("m" * 63 + ".") * 3 + "m" * 61  # 253 characters, a valid DNS subdomain
 LONGEST_NAMESPACE = "n" * 63
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 

@@ -296,7 +296,7 @@ def test_a_transition_is_announced_once_after_its_status_is_written_even_when_a_
 def test_a_253_character_name_reaches_its_status_through_the_uid() -> None:
     reconciler, cluster, _ = _reconciler()
     body = _body()
-    body["metadata"]["name"] = ("d" * 62 + ".") * 3 + "d" * 64
+    body["metadata"]["name"] = ("d" * 63 + ".") * 3 + "d" * 61
     o = owner(name=body["metadata"]["name"])
     names = expected_names(o, parsed(o))
     jobs = [job(names["ort-fp32"], conditions=[cond("Complete")], succeeded=1),
