@@ -216,15 +216,15 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, retries: R
     def on_change(**kwargs: Any) -> None:
         checked(str(kwargs["uid"]), kwargs)
 
+    # kopf's finalizer (for the retry daemon) only holds the resource until its daemon stopped:
+    # Jobs go through their owner references (garbage collector) and artifacts stay, so the
+    # operator forgets the resource once the watch reports it gone.
     @kopf.on.event(GROUP, VERSION, PLURAL, id="forget", registry=registry)
-    def on_gone(**kwargs: Any) -> None:
-        if kwargs["type"] == "DELETED":
-            reconciler.forget(str(kwargs["uid"]), kwargs["namespace"], kwargs["name"])
-
-    @kopf.on.event(GROUP, VERSION, PLURAL, id="forget_retries", registry=registry)
-    async def on_gone_retries(**kwargs: Any) -> None:
+    async def on_gone(**kwargs: Any) -> None:
         if kwargs["type"] == "DELETED":
             marks.forget(str(kwargs["uid"]))
+            await _in_executor(kwargs["settings"], functools.partial(
+                reconciler.forget, str(kwargs["uid"]), kwargs["namespace"], kwargs["name"]))
 
     async def after_change(uid: Key | None, settings: kopf.OperatorSettings, indexes: Mapping[str, Any]) -> None:
         """Reconcile after a Job or pod change; on failure, leave it to the resource's retry daemon."""
@@ -236,6 +236,8 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, retries: R
             log.warning("reconciling resource %s after a Job or pod change failed (%s: %s); its retry daemon "
                         "tries again", uid, type(error).__name__, error)
             marks.mark(uid)
+        else:
+            marks.done(uid)  # up to date: a pending retry has nothing left to do
 
     @kopf.on.event("batch", "v1", "jobs", labels=OWNED, id="job_changed", registry=registry)
     async def on_job(**kwargs: Any) -> None:
@@ -260,8 +262,10 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, retries: R
             try:
                 await _in_executor(settings, functools.partial(checked, uid, kwargs))
             except kopf.TemporaryError:
+                marks.mark(uid)  # still pending, even if a Job or pod change succeeded meanwhile
                 raise  # throttled: every retry waits as long as the server asks, however many
             except Exception as error:
+                marks.mark(uid)
                 if marks.failed(uid) >= GIVE_UP_AFTER:
                     log.error("reconciling resource %s failed %d times in a row (%s: %s); waiting for the next "
                               "change", uid, GIVE_UP_AFTER, type(error).__name__, error)
