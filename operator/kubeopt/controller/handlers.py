@@ -156,16 +156,28 @@ class Retries:
         await self._marks.setdefault(uid, asyncio.Event()).wait()
 
 
-async def _in_executor(settings: kopf.OperatorSettings, fn: Callable[[], None]) -> None:
-    """Run ``fn`` in kopf's thread pool with this handler's context (kopf.event works there)."""
-    context = contextvars.copy_context()
-    loop = asyncio.get_running_loop()
-    await loop.run_in_executor(settings.execution.executor, functools.partial(context.run, fn))
+class _Executor:
+    """kopf's thread pool (``settings.execution.executor``), known once the operator started;
+    async handlers run the (blocking) reconciler there, as kopf runs sync handlers."""
+
+    def __init__(self) -> None:
+        self.settings: kopf.OperatorSettings | None = None
+
+    async def run(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` in the pool with this handler's context (kopf.event works there)."""
+        context = contextvars.copy_context()
+        executor = self.settings.execution.executor if self.settings is not None else None
+        await asyncio.get_running_loop().run_in_executor(executor, functools.partial(context.run, fn))
 
 
 def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, retries: Retries | None = None) -> None:
     """Register every handler on ``registry``; they act through ``reconciler``."""
     marks = retries if retries is not None else Retries()
+    pool = _Executor()
+
+    @kopf.on.startup(id="executor", registry=registry)
+    def remember_executor(settings: kopf.OperatorSettings, **_: Any) -> None:
+        pool.settings = settings
 
     @kopf.on.login(id="login", registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -223,15 +235,15 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, retries: R
     async def on_gone(**kwargs: Any) -> None:
         if kwargs["type"] == "DELETED":
             marks.forget(str(kwargs["uid"]))
-            await _in_executor(kwargs["settings"], functools.partial(
+            await pool.run(functools.partial(
                 reconciler.forget, str(kwargs["uid"]), kwargs["namespace"], kwargs["name"]))
 
-    async def after_change(uid: Key | None, settings: kopf.OperatorSettings, indexes: Mapping[str, Any]) -> None:
+    async def after_change(uid: Key | None, indexes: Mapping[str, Any]) -> None:
         """Reconcile after a Job or pod change; on failure, leave it to the resource's retry daemon."""
         if uid is None:
             return
         try:
-            await _in_executor(settings, functools.partial(checked, uid, indexes))
+            await pool.run(functools.partial(checked, uid, indexes))
         except Exception as error:  # kopf does not retry event handlers: the daemon does
             log.warning("reconciling resource %s after a Job or pod change failed (%s: %s); its retry daemon "
                         "tries again", uid, type(error).__name__, error)
@@ -241,7 +253,7 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, retries: R
 
     @kopf.on.event("batch", "v1", "jobs", labels=OWNED, id="job_changed", registry=registry)
     async def on_job(**kwargs: Any) -> None:
-        await after_change(resource_uid(kwargs["body"]), kwargs["settings"], kwargs)
+        await after_change(resource_uid(kwargs["body"]), kwargs)
 
     @kopf.on.event("", "v1", "pods", labels=OWNED, id="pod_changed", registry=registry)
     async def on_pod(**kwargs: Any) -> None:
@@ -249,18 +261,18 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, retries: R
         if uid is None:  # a pod of an older operator: its Job knows the resource
             owner = job_uid(kwargs["body"])
             uid = next(iter(kwargs["legacy_job_index"].get(owner, ())), None) if owner else None
-        await after_change(uid, kwargs["settings"], kwargs)
+        await after_change(uid, kwargs)
 
     @kopf.daemon(GROUP, VERSION, PLURAL, id="retry", backoff=RETRY_SECONDS, cancellation_timeout=CANCEL_SECONDS,
                  registry=registry)
     async def retry(**kwargs: Any) -> None:
         """Re-run a reconcile marked as failed until it succeeds: a failure raises, and kopf calls
         this again after the error's delay (Retry-After) or ``backoff``."""
-        uid, stopped, settings = str(kwargs["uid"]), kwargs["stopped"], kwargs["settings"]
+        uid, stopped = str(kwargs["uid"]), kwargs["stopped"]
         while not stopped:
             await marks.wait(uid)
             try:
-                await _in_executor(settings, functools.partial(checked, uid, kwargs))
+                await pool.run(functools.partial(checked, uid, kwargs))
             except kopf.TemporaryError:
                 marks.mark(uid)  # still pending, even if a Job or pod change succeeded meanwhile
                 raise  # throttled: every retry waits as long as the server asks, however many
