@@ -270,7 +270,12 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, retries: R
         this again after the error's delay (Retry-After) or ``backoff``."""
         uid, stopped = str(kwargs["uid"]), kwargs["stopped"]
         while not stopped:
-            await marks.wait(uid)
+            try:
+                await marks.wait(uid)
+            except asyncio.CancelledError:
+                if stopped:  # kopf stops it (the resource is being deleted, the operator exits): no warning
+                    return
+                raise
             try:
                 await pool.run(functools.partial(checked, uid, kwargs))
             except kopf.TemporaryError:
