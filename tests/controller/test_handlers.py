@@ -5,22 +5,29 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import kopf
+import pytest
 from kubernetes.client.exceptions import ApiException
+from prometheus_client import CollectorRegistry
 
 from kubeopt.controller.handlers import (
+    GIVE_UP_AFTER,
     RETRY_SECONDS,
     Retries,
     _pod_record,
     _view,
     job_uid,
     pod_key,
+    register,
     resource_uid,
     retry_after,
 )
 from kubeopt.controller.jobs import build_job
+from kubeopt.controller.metrics import Metrics
+from kubeopt.controller.reconcile import Reconciler
 from kubeopt.controller.settings import OperatorSettings
 
-from .conftest import owner, parsed
+from .conftest import owner, parsed, spec_dict
 
 UID = "0b7f2d9e-5a4c-4c61-9d3e-2f1a7c9e8b10"
 OWNER_REF = {"apiVersion": "kubeopt.io/v1alpha1", "kind": "ModelOptimization", "name": "digits", "uid": UID,
@@ -160,3 +167,110 @@ def test_a_forgotten_resource_leaves_no_retry_state() -> None:
 
     assert not retries.pending("u1")
     assert retries.failed("u1") == 1
+
+
+class _Stopped:
+    """What kopf hands a daemon as ``stopped``: false until kopf stops it."""
+
+    def __init__(self) -> None:
+        self.flag = False
+
+    def __bool__(self) -> bool:
+        return self.flag
+
+
+class _Cluster:
+    """Refuses status writes with ``refusal`` until it is None; records what got through."""
+
+    def __init__(self, refusal: Exception | None) -> None:
+        self.refusal = refusal
+        self.statuses: list[dict[str, Any]] = []
+
+    def create_job(self, owner_body: Any, job: dict[str, Any]) -> bool:
+        return True
+
+    def delete_job(self, namespace: str, name: str) -> None: ...
+
+    def patch_job(self, namespace: str, name: str, spec: dict[str, Any]) -> None: ...
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        if self.refusal is not None:
+            raise self.refusal
+        self.statuses.append(status)
+
+    def event(self, body: Any, reason: str, message: str, warning: bool = False) -> None: ...
+
+
+def _retry_daemon(refusal: Exception | None) -> tuple[Any, Retries, _Cluster, CollectorRegistry, dict[str, Any]]:
+    cluster, metrics_registry, retries = _Cluster(refusal), CollectorRegistry(), Retries()
+    registry = kopf.OperatorRegistry()
+    register(registry, Reconciler(OperatorSettings(), Metrics(metrics_registry), cluster, now=lambda: "now"), retries)
+    daemon = next(h.fn for h in registry._spawning.get_all_handlers() if h.id == "retry")
+    body = {"metadata": {"name": "digits", "namespace": "ml", "uid": UID, "generation": 1}, "spec": spec_dict()}
+    kwargs = {"uid": UID, "namespace": "ml", "stopped": _Stopped(), "mopt_index": {UID: [body]}, "job_index": {},
+              "pod_index": {}}
+    return daemon, retries, cluster, metrics_registry, kwargs
+
+
+def test_a_throttled_retry_raises_kopfs_temporary_error_with_the_servers_retry_after_and_stays_pending() -> None:
+    daemon, retries, cluster, metrics, kwargs = _retry_daemon(_throttled({"Retry-After": "3"}))
+
+    async def scenario() -> kopf.TemporaryError:
+        retries.mark(UID)
+        with pytest.raises(kopf.TemporaryError) as caught:
+            await daemon(**kwargs)
+        return caught.value
+
+    error = asyncio.run(scenario())
+
+    assert error.delay == 3.0
+    assert retries.pending(UID)
+    assert cluster.statuses == []
+    assert metrics.get_sample_value("kubeopt_reconcile_retries_total", {"namespace": "ml", "cause": "throttled"}) == 1
+
+
+def test_a_retry_that_succeeds_clears_the_mark_and_the_daemon_ends_quietly_when_kopf_stops_it() -> None:
+    daemon, retries, cluster, _, kwargs = _retry_daemon(None)
+
+    async def scenario() -> None:
+        retries.mark(UID)
+        task = asyncio.ensure_future(daemon(**kwargs))
+        for _ in range(200):
+            if cluster.statuses:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)
+        kwargs["stopped"].flag = True
+        task.cancel()  # what kopf does to an async daemon once its stop flag is set
+        await asyncio.wait_for(task, 1)  # returns instead of raising CancelledError
+
+    asyncio.run(scenario())
+
+    assert len(cluster.statuses) == 1
+    assert not retries.pending(UID)
+
+
+def test_other_failures_are_retried_then_left_to_the_next_change() -> None:
+    daemon, retries, cluster, metrics, kwargs = _retry_daemon(RuntimeError("no route to the API server"))
+
+    async def scenario() -> int:
+        retries.mark(UID)
+        raised = 0
+        for _ in range(GIVE_UP_AFTER - 1):
+            with pytest.raises(kopf.TemporaryError):
+                await daemon(**kwargs)
+            raised += 1
+        task = asyncio.ensure_future(daemon(**kwargs))  # the last failure gives up and waits for a mark
+        await asyncio.sleep(0.2)
+        assert not task.done()
+        kwargs["stopped"].flag = True
+        task.cancel()
+        await asyncio.wait_for(task, 1)
+        return raised
+
+    raised = asyncio.run(scenario())
+
+    assert raised == GIVE_UP_AFTER - 1
+    assert not retries.pending(UID)
+    assert metrics.get_sample_value("kubeopt_reconcile_retries_total", {"namespace": "ml", "cause": "error"}) == \
+        GIVE_UP_AFTER
