@@ -271,6 +271,7 @@ def test_other_failures_are_retried_then_left_to_the_next_change() -> None:
     raised = asyncio.run(scenario())
 
     assert raised == GIVE_UP_AFTER - 1
+    assert cluster.statuses == []
     assert not retries.pending(UID)
     assert metrics.get_sample_value("kubeopt_reconcile_retries_total", {"namespace": "ml", "cause": "error"}) == \
         GIVE_UP_AFTER
