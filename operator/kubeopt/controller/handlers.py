@@ -9,13 +9,14 @@ maps such Jobs to their resource). A name is never read back from a label: the h
 holds a shortened form of a long name.
 
 A change of the resource (create, update, resume) or of one of its Jobs or pods reconciles
-that resource; its deletion drops its metric series. Every retry goes through kopf: a resource
-handler raises ``kopf.TemporaryError`` (with the server's Retry-After on a 429), and a failed
-reconcile after a Job or pod change marks the resource for its ``retry`` daemon, which kopf
-re-runs with the same delays until the reconcile succeeds. Events are therefore always posted
-from kopf's context. The daemon is an asyncio task that awaits its mark and costs no CPU while
-nothing is pending; like every kopf daemon it puts kopf's finalizer on the resource. Handlers
-are registered on a registry passed in, never the global one.
+that resource; its deletion drops its metric series. Every retry goes through kopf: a failed
+reconcile, whatever triggered it, marks the resource for its ``retry`` daemon, which re-runs it
+and raises ``kopf.TemporaryError`` until it succeeds, with the server's Retry-After as the delay
+on a 429, so kopf calls it again after that delay. One retry loop per resource keeps a throttled
+API server's load down. Events are therefore always posted from kopf's context. The daemon is
+an asyncio task that awaits its mark and costs no CPU while nothing is pending; like every kopf
+daemon it puts kopf's finalizer on the resource. Handlers are registered on a registry passed
+in, never the global one.
 """
 
 from __future__ import annotations
@@ -221,12 +222,25 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, retries: R
             raise kopf.TemporaryError(f"the API server is throttling writes (429); retrying in {delay:g}s",
                                       delay=delay) from error
 
-    @kopf.on.resume(GROUP, VERSION, PLURAL, id="reconcile", backoff=RETRY_SECONDS, registry=registry)
-    @kopf.on.create(GROUP, VERSION, PLURAL, id="reconcile", backoff=RETRY_SECONDS, registry=registry)
-    @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", id="reconcile", backoff=RETRY_SECONDS,
-                     registry=registry)
-    def on_change(**kwargs: Any) -> None:
-        checked(str(kwargs["uid"]), kwargs)
+    async def reconcile_or_mark(uid: Key | None, indexes: Mapping[str, Any]) -> None:
+        """Reconcile now; on failure, leave it to the resource's retry daemon (one retry loop per
+        resource, whatever the trigger, so a throttled API server sees one retry per Retry-After)."""
+        if uid is None:
+            return
+        try:
+            await pool.run(functools.partial(checked, uid, indexes))
+        except Exception as error:
+            log.warning("reconciling resource %s failed (%s: %s); its retry daemon tries again", uid,
+                        type(error).__name__, error)
+            marks.mark(uid)
+        else:
+            marks.done(uid)  # up to date: a pending retry has nothing left to do
+
+    @kopf.on.resume(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
+    @kopf.on.create(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", id="reconcile", registry=registry)
+    async def on_change(**kwargs: Any) -> None:
+        await reconcile_or_mark(str(kwargs["uid"]), kwargs)
 
     # kopf's finalizer (for the retry daemon) only holds the resource until its daemon stopped:
     # Jobs go through their owner references (garbage collector) and artifacts stay, so the
@@ -238,22 +252,9 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, retries: R
             await pool.run(functools.partial(
                 reconciler.forget, str(kwargs["uid"]), kwargs["namespace"], kwargs["name"]))
 
-    async def after_change(uid: Key | None, indexes: Mapping[str, Any]) -> None:
-        """Reconcile after a Job or pod change; on failure, leave it to the resource's retry daemon."""
-        if uid is None:
-            return
-        try:
-            await pool.run(functools.partial(checked, uid, indexes))
-        except Exception as error:  # kopf does not retry event handlers: the daemon does
-            log.warning("reconciling resource %s after a Job or pod change failed (%s: %s); its retry daemon "
-                        "tries again", uid, type(error).__name__, error)
-            marks.mark(uid)
-        else:
-            marks.done(uid)  # up to date: a pending retry has nothing left to do
-
     @kopf.on.event("batch", "v1", "jobs", labels=OWNED, id="job_changed", registry=registry)
     async def on_job(**kwargs: Any) -> None:
-        await after_change(resource_uid(kwargs["body"]), kwargs)
+        await reconcile_or_mark(resource_uid(kwargs["body"]), kwargs)
 
     @kopf.on.event("", "v1", "pods", labels=OWNED, id="pod_changed", registry=registry)
     async def on_pod(**kwargs: Any) -> None:
@@ -261,7 +262,7 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, retries: R
         if uid is None:  # a pod of an older operator: its Job knows the resource
             owner = job_uid(kwargs["body"])
             uid = next(iter(kwargs["legacy_job_index"].get(owner, ())), None) if owner else None
-        await after_change(uid, kwargs)
+        await reconcile_or_mark(uid, kwargs)
 
     @kopf.daemon(GROUP, VERSION, PLURAL, id="retry", backoff=RETRY_SECONDS, cancellation_timeout=CANCEL_SECONDS,
                  registry=registry)
