@@ -25,6 +25,7 @@ from kubeopt_e2e import S3Server
 from kubeopt_e2e.clients import Helm, Kubectl
 from kubeopt_e2e.kubelet import FakeKubelet, enforces_memory_limits, memory_bytes
 from kubeopt_e2e.operator import OperatorProcess, admission_policies, running_operator, service_account_kubeconfig
+from kubeopt_e2e.throttle import ThrottlingWebhook
 
 from kubeopt.storage.manifest import verify
 from kubeopt.storage.store import S3Settings, S3Store
@@ -679,3 +680,162 @@ def test_a_job_the_api_server_refuses_fails_its_target_once_with_the_policys_mes
     assert [(e["type"], e.get("count", 1)) for e in refusals()] == [("Warning", 1)], events
     errors = f'kubeopt_reconcile_errors_total{{namespace="{namespace}"}}'
     assert errors not in operator.metrics()
+
+
+# -- names of any length: matched by UID -------------------------------------------------------
+
+LONG_NAME = ("a" * 63 + ".") * 3 + "b" * 61  # 253 characters: the longest valid name
+
+
+def events_of(kubectl: Kubectl, namespace: str, name: str) -> list[dict[str, Any]]:
+    return [e for e in kubectl.json("get", "events", "-n", namespace,
+                                    "--field-selector", "involvedObject.kind=ModelOptimization")["items"]
+            if e["involvedObject"]["name"] == name]
+
+
+def test_a_resource_with_a_253_character_name_becomes_ready_with_its_artifact(
+        kubectl: Kubectl, operator: OperatorProcess, kubelet: FakeKubelet, storage: S3Store,
+        s3_server: S3Server) -> None:
+    namespace = new_namespace(kubectl, "e2e-long")
+    storage_secret(kubectl, namespace, s3_server)
+    body = resource(LONG_NAME, namespace, [{"name": "ort", "backend": "onnxruntime"}],
+                    storage=storage_spec(s3_server))
+
+    kubectl.apply(yaml.safe_dump(body))
+
+    done = eventually("Ready or Stalled", lambda: settled(kubectl, LONG_NAME, namespace), timeout=300,
+                      explain=explain(kubectl, namespace, operator))
+    assert len(LONG_NAME) == 253
+    assert condition(done, "Ready").get("status") == "True", done.get("status")
+    target = done["status"]["targets"][0]
+    assert target["phase"] == "Succeeded"
+    assert verify(storage, parse_uri(target["artifact"]["uri"]))
+    [job] = jobs_of(kubectl, namespace)
+    assert len(job["metadata"]["name"]) <= 63 and target["jobName"] == job["metadata"]["name"]
+    labels = job["metadata"]["labels"]
+    assert labels["kubeopt.io/optimization-uid"] == done["metadata"]["uid"]
+    assert all(len(value) <= 63 for value in labels.values())
+
+
+# -- truthful phases ---------------------------------------------------------------------------
+
+def test_a_target_is_pending_while_its_jobs_pod_waits_and_running_only_once_it_runs(
+        kubectl: Kubectl, operator: OperatorProcess, kubelet: FakeKubelet, storage: S3Store,
+        s3_server: S3Server) -> None:
+    namespace = new_namespace(kubectl, "e2e-wait")
+    storage_secret(kubectl, namespace, s3_server)
+    why = explain(kubectl, namespace, operator)
+    kubelet.hold(namespace)  # the pod is created but no node takes it yet
+    try:
+        kubectl.apply(yaml.safe_dump(resource("wait", namespace, [{"name": "ort", "backend": "onnxruntime"}],
+                                              storage=storage_spec(s3_server))))
+        eventually("the Job, active with an unbound pod",
+                   lambda: [j for j in jobs_of(kubectl, namespace) if j.get("status", {}).get("active")], explain=why)
+
+        def seen_active() -> dict[str, Any] | None:  # attempts counts the active pod: the operator saw it
+            got: dict[str, Any] = kubectl.json("get", "mopt", "wait", "-n", namespace)
+            targets = got.get("status", {}).get("targets") or [{}]
+            return targets[0] if targets[0].get("attempts") == 1 else None
+
+        waiting = eventually("the operator to see the active Job", seen_active, explain=why)
+        time.sleep(3)  # any later reconcile of the same state would have flipped it by now
+        again = kubectl.json("get", "mopt", "wait", "-n", namespace)["status"]["targets"][0]
+        pods = kubectl.json("get", "pods", "-n", namespace)["items"]
+        running_events = [e for e in events_of(kubectl, namespace, "wait") if e["reason"] == "TargetRunning"]
+    finally:
+        kubelet.release(namespace)
+
+    assert [p["status"].get("phase") for p in pods] == ["Pending"] and not pods[0]["spec"].get("nodeName")
+    assert (waiting["phase"], again["phase"]) == ("Pending", "Pending")
+    assert running_events == []
+    done = eventually("Ready or Stalled", lambda: settled(kubectl, "wait", namespace), timeout=300, explain=why)
+    assert done["status"]["targets"][0]["phase"] == "Succeeded"
+
+
+# -- the first failure survives a retry ----------------------------------------------------------
+
+def test_the_first_failed_attempts_cause_stays_in_status_after_a_retry_succeeds(
+        kubectl: Kubectl, operator: OperatorProcess, kubelet: FakeKubelet, storage: S3Store,
+        s3_server: S3Server) -> None:
+    namespace = new_namespace(kubectl, "e2e-retry")
+    kubectl("create", "secret", "generic", "s3", "-n", namespace, "--from-literal=AWS_ACCESS_KEY_ID=nobody",
+            "--from-literal=AWS_SECRET_ACCESS_KEY=not-the-key")  # the first attempt is refused by S3
+    why = explain(kubectl, namespace, operator)
+    kubectl.apply(yaml.safe_dump(resource("retry", namespace, [{"name": "ort", "backend": "onnxruntime"}],
+                                          storage=storage_spec(s3_server), backoffLimit=1)))
+    eventually("the first attempt's pod, bound to the node",
+               lambda: [p for p in kubectl.json("get", "pods", "-n", namespace)["items"] if p["spec"].get("nodeName")],
+               explain=why)
+    kubelet.hold(namespace)  # the retry's pod waits until the credentials are fixed
+    try:
+        def first_failure() -> dict[str, Any] | None:
+            got: dict[str, Any] = kubectl.json("get", "mopt", "retry", "-n", namespace)
+            targets = got.get("status", {}).get("targets") or [{}]
+            return targets[0] if targets[0].get("firstFailure") else None
+
+        failing = eventually("the first failure in the status", first_failure, timeout=180, explain=why)
+        kubectl("delete", "secret", "s3", "-n", namespace)
+        storage_secret(kubectl, namespace, s3_server)
+    finally:
+        kubelet.release(namespace)
+
+    done = eventually("Ready or Stalled", lambda: settled(kubectl, "retry", namespace), timeout=300, explain=why)
+    target = done["status"]["targets"][0]
+    assert failing["firstFailure"]["reason"] == "StorageError"
+    assert (target["phase"], target["attempts"]) == ("Succeeded", 2), target
+    assert target["firstFailure"] == failing["firstFailure"]
+    assert "access denied" in target["firstFailure"]["message"]
+    assert "storage.secretRef" in target["firstFailure"]["message"]
+    assert target["firstFailure"]["time"]
+
+
+# -- throttling: 429 from the API server, retried through kopf ---------------------------------
+
+def test_status_writes_refused_with_429_are_retried_after_retry_after_until_ready_with_every_event(
+        kubectl: Kubectl, operator: OperatorProcess, operator_account: tuple[Path, str], kubelet: FakeKubelet,
+        storage: S3Store, s3_server: S3Server, tmp_path: Path) -> None:
+    namespace = new_namespace(kubectl, "e2e-429")
+    storage_secret(kubectl, namespace, s3_server)
+    why = explain(kubectl, namespace, operator)
+    config = f"throttle-{namespace}"
+    with ThrottlingWebhook(tmp_path / "webhook", retry_after=2) as webhook:
+        webhook.refuse()
+        kubectl.apply(yaml.safe_dump(webhook.configuration(config, namespace, operator_account[1],
+                                                           "modeloptimizations/status")))
+        try:
+            started = time.monotonic()
+            kubectl.apply(yaml.safe_dump(resource("throttled", namespace, [{"name": "ort", "backend": "onnxruntime"}],
+                                                  storage=storage_spec(s3_server))))
+            eventually("the Job to succeed while every status write is refused",
+                       lambda: [j for j in jobs_of(kubectl, namespace) if j.get("status", {}).get("succeeded")],
+                       timeout=300, explain=why)
+            finished = time.monotonic()
+            eventually("a status write refused after the Job finished",
+                       lambda: [r for r in webhook.refused() if r.at > finished + 1], timeout=30, explain=why)
+            unwritten = kubectl.json("get", "mopt", "throttled", "-n", namespace).get("status")
+            refused_while_on = webhook.refused()
+        finally:
+            webhook.refuse(False)
+        throttled_for = time.monotonic() - started
+        done = eventually("Ready once writes are accepted", lambda: settled(kubectl, "throttled", namespace),
+                          timeout=60, explain=why)
+        kubectl("delete", "validatingwebhookconfiguration", config)
+
+    assert unwritten is None  # nothing got through while refused
+    assert condition(done, "Ready").get("status") == "True", done.get("status")
+    assert {(r.user, r.name) for r in refused_while_on} == {(operator_account[1], "throttled")}
+    # Retries wait the Retry-After (2 s): the resource handler and the retry daemon each at most
+    # once per 2 s, plus one attempt per Job or pod change; a hot loop would be far above this.
+    assert 2 <= len(refused_while_on) <= throttled_for + 20, (len(refused_while_on), throttled_for)
+
+    def announced() -> list[str] | None:
+        reasons = [e["reason"] for e in events_of(kubectl, namespace, "throttled")]
+        return reasons if {"JobCreated", "TargetSucceeded", "Succeeded"} <= set(reasons) else None
+
+    reasons = eventually("the transitions' events", announced, timeout=30)
+    assert reasons.count("TargetSucceeded") == 1 and reasons.count("JobCreated") == 1
+    log = operator.log.read_text(errors="replace")
+    assert "could not post event" not in log
+    assert "retrying in 2s" in log
+    retried = f'kubeopt_reconcile_retries_total{{cause="throttled",namespace="{namespace}"}}'
+    assert retried in operator.metrics()

@@ -25,8 +25,9 @@ def spec_dict(**overrides: Any) -> dict[str, Any]:
     return body
 
 
-def owner(generation: int = 1, name: str = "digits", **overrides: Any) -> Owner:
-    return Owner(name=name, namespace="ml", generation=generation, spec=spec_dict(**overrides))
+def owner(generation: int = 1, name: str = "digits", namespace: str = "ml", uid: str = "u1",
+          **overrides: Any) -> Owner:
+    return Owner(name=name, namespace=namespace, uid=uid, generation=generation, spec=spec_dict(**overrides))
 
 
 def parsed(o: Owner) -> ModelOptimizationSpec:
@@ -48,13 +49,18 @@ def cond(kind: str, reason: str = "", status: str = "True") -> dict[str, Any]:
 
 
 def pod(name: str = "p", *, exit_code: int | None = None, message: str | None = None, reason: str = "",
-        conditions: list[dict[str, Any]] | None = None, created: str = "2026-11-25T10:00:00Z") -> dict[str, Any]:
+        conditions: list[dict[str, Any]] | None = None, created: str = "2026-11-25T10:00:00Z",
+        phase: str | None = None, finished: str | None = None) -> dict[str, Any]:
     status: dict[str, Any] = {"conditions": conditions or []}
+    if phase is not None:
+        status["phase"] = phase
     if exit_code is not None:
         terminated: dict[str, Any] = {"exitCode": exit_code, "reason": reason or ("Completed" if exit_code == 0
                                                                                     else "Error")}
         if message is not None:
             terminated["message"] = message
+        if finished is not None:
+            terminated["finishedAt"] = finished
         status["containerStatuses"] = [{"name": "worker", "state": {"terminated": terminated}}]
     return {"metadata": {"name": name, "creationTimestamp": created}, "status": status}
 

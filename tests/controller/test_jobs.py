@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from kubeopt.api.reasons import EXIT_CODES, PERMANENT, Reason
 from kubeopt.controller.jobs import build_job, permanent_exit_codes
@@ -143,3 +144,34 @@ def test_the_pod_mounts_only_empty_dirs_and_asks_for_no_host_namespace(settings:
     assert all(set(volume) == {"name", "emptyDir"} for volume in pod["volumes"])
     assert not {"hostNetwork", "hostPID", "hostIPC"} & set(pod)
     assert pod["containers"][0]["envFrom"] == [{"secretRef": {"name": "s3"}}]
+
+
+LONGEST_NAME = ("m" * 63 + ".") * 3 + "m" * 61  # 253 characters, a valid DNS subdomain
+LONGEST_NAMESPACE = "n" * 63
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def test_a_253_character_name_in_a_63_character_namespace_yields_valid_names_and_labels(
+        settings: OperatorSettings) -> None:
+    job = _build(settings, name=LONGEST_NAME, namespace=LONGEST_NAMESPACE, uid="0b7f2d9e-5a4c-4c61-9d3e-2f1a7c9e8b10")
+
+    assert len(LONGEST_NAME) == 253
+    name = job["metadata"]["name"]
+    assert len(name) <= 63 and LABEL_VALUE.match(name) and ".-" not in name and "-." not in name
+    for labels in (job["metadata"]["labels"], job["spec"]["template"]["metadata"]["labels"]):
+        assert labels["kubeopt.io/optimization-uid"] == "0b7f2d9e-5a4c-4c61-9d3e-2f1a7c9e8b10"
+        for value in labels.values():
+            assert len(value) <= 63 and LABEL_VALUE.match(value), value
+
+
+def test_the_workers_paths_do_not_grow_with_the_resources_name(settings: OperatorSettings) -> None:
+    long_job = _build(settings, name=LONGEST_NAME, namespace=LONGEST_NAMESPACE)
+    short_job = _build(settings)
+
+    long_command, short_command = _container(long_job)["command"], _container(short_job)["command"]
+    for flag in ("--workspace", "--termination-log", "--target"):
+        assert long_command[long_command.index(flag) + 1] == short_command[short_command.index(flag) + 1]
+    document = json.loads(long_command[long_command.index("--spec-json") + 1])
+    assert document["metadata"] == {"name": LONGEST_NAME, "namespace": LONGEST_NAMESPACE}
+    assert document["spec"]["output"] == {"uri": "s3://artifacts/digits"}  # artifacts go to <output>/<target>/
+    assert [m["mountPath"] for m in _container(long_job)["volumeMounts"]] == ["/workspace", "/tmp"]

@@ -18,6 +18,7 @@ def test_every_listed_name_is_exposed_on_the_registry() -> None:
     metrics.jobs_succeeded.labels(namespace="ml").inc()
     metrics.jobs_failed.labels(namespace="ml", reason="OOMKilled").inc()
     metrics.reconcile_errors.labels(namespace="ml").inc()
+    metrics.reconcile_retries.labels(namespace="ml", cause="throttled").inc()
     metrics.job_duration.labels(namespace="ml").observe(42)
     metrics.record_targets("ml", "digits", [TargetStatus(
         name="ort", phase=Phase.SUCCEEDED,

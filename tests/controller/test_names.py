@@ -75,8 +75,22 @@ def test_long_label_values_keep_a_prefix_and_gain_a_hash() -> None:
     assert label_value("short") == "short"
 
 
-def test_labels_name_the_manager_resource_target_and_generation() -> None:
-    assert job_labels("digits", "ort", 4) == {
+def test_labels_name_the_manager_resource_its_uid_target_and_generation() -> None:
+    assert job_labels("digits", "u1", "ort", 4) == {
         "app.kubernetes.io/managed-by": "kubeopt", "kubeopt.io/optimization": "digits",
-        "kubeopt.io/target": "ort", "kubeopt.io/generation": "4",
+        "kubeopt.io/optimization-uid": "u1", "kubeopt.io/target": "ort", "kubeopt.io/generation": "4",
     }
+
+
+def test_a_cut_never_leaves_a_dot_before_the_hash() -> None:
+    name = job_name("x" * 53 + ".y", "t", {})
+
+    assert ".-" not in name
+    assert DNS_LABEL.match(name.replace(".", "-"))
+
+
+def test_two_long_names_that_share_a_prefix_get_different_label_values() -> None:
+    first, second = label_value("a" * 250 + "one"), label_value("a" * 250 + "two")
+
+    assert first != second
+    assert max(len(first), len(second)) <= 63

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,7 +63,7 @@ def _reconciler() -> tuple[Reconciler, RecordingCluster, CollectorRegistry]:
 def test_first_reconcile_creates_jobs_up_to_parallelism_and_reports_reconciling() -> None:
     reconciler, cluster, _ = _reconciler()
 
-    reconciler.reconcile(("ml", "digits"), lambda: View(body=_body(), jobs=[], pods_by_job={}))
+    reconciler.reconcile("u1", lambda: View(body=_body(), jobs=[], pods_by_job={}))
 
     assert len(cluster.created) == 1
     status = cluster.statuses[-1]
@@ -75,8 +76,8 @@ def test_a_second_reconcile_before_the_watch_sees_the_job_creates_nothing_more()
     reconciler, cluster, _ = _reconciler()
     view = View(body=_body(), jobs=[], pods_by_job={})
 
-    reconciler.reconcile(("ml", "digits"), lambda: view)
-    reconciler.reconcile(("ml", "digits"), lambda: view)
+    reconciler.reconcile("u1", lambda: view)
+    reconciler.reconcile("u1", lambda: view)
 
     assert len(cluster.created) == 1
 
@@ -90,7 +91,7 @@ def test_finished_jobs_make_the_resource_ready_with_a_best_target_and_metrics() 
     pods = {names["ort-fp32"]: [pod(exit_code=0, message=summary_text("ort-fp32", speedup=2.0))],
             names["trt-fp16"]: [pod(exit_code=16, message="backend tensorrt not available in this image")]}
 
-    reconciler.reconcile(("ml", "digits"), lambda: View(body=_body(), jobs=jobs, pods_by_job=pods))
+    reconciler.reconcile("u1", lambda: View(body=_body(), jobs=jobs, pods_by_job=pods))
 
     status = cluster.statuses[-1]
     assert status["phase"] == "Succeeded"
@@ -107,8 +108,8 @@ def test_an_unchanged_status_is_not_written_again() -> None:
     reconciler, cluster, _ = _reconciler()
     view = View(body=_body(), jobs=[], pods_by_job={})
 
-    reconciler.reconcile(("ml", "digits"), lambda: view)
-    reconciler.reconcile(("ml", "digits"), lambda: view)
+    reconciler.reconcile("u1", lambda: view)
+    reconciler.reconcile("u1", lambda: view)
 
     assert len(cluster.statuses) == 1
 
@@ -119,7 +120,7 @@ def test_a_change_of_the_work_deletes_old_running_jobs_and_clears_the_best() -> 
     old = expected_names(o, parsed(o))["ort-fp32"]
     body = _body(generation=2, benchmark={"iterations": 20})
 
-    reconciler.reconcile(("ml", "digits"), lambda: View(body=body, jobs=[job(old, active=1)], pods_by_job={}))
+    reconciler.reconcile("u1", lambda: View(body=body, jobs=[job(old, active=1)], pods_by_job={}))
 
     assert cluster.deleted == [old]
     assert cluster.created and old not in cluster.created
@@ -133,7 +134,7 @@ def test_an_invalid_stored_spec_stalls_with_invalid_spec() -> None:
     body = _body()
     body["spec"]["targets"] = [{"name": "ort", "backend": "onnxruntime", "precision": "int8"}]
 
-    reconciler.reconcile(("ml", "digits"), lambda: View(body=body, jobs=[], pods_by_job={}))
+    reconciler.reconcile("u1", lambda: View(body=body, jobs=[], pods_by_job={}))
 
     stalled = {c["type"]: c for c in cluster.statuses[-1]["conditions"]}["Stalled"]
     assert (stalled["status"], stalled["reason"]) == ("True", "InvalidSpec")
@@ -151,23 +152,23 @@ def test_the_condition_gauge_follows_the_written_conditions_and_goes_when_forgot
         labels = {"namespace": "ml", "name": "digits", "condition": condition, "reason": reason}
         return registry.get_sample_value(gauge, labels)
 
-    reconciler.reconcile(("ml", "digits"), lambda: View(body=invalid, jobs=[], pods_by_job={}))
+    reconciler.reconcile("u1", lambda: View(body=invalid, jobs=[], pods_by_job={}))
     assert value("Stalled", "InvalidSpec") == 1
     assert value("Ready", "InvalidSpec") == 0
 
-    reconciler.reconcile(("ml", "digits"), lambda: View(body=_body(generation=2), jobs=[], pods_by_job={}))
+    reconciler.reconcile("u1", lambda: View(body=_body(generation=2), jobs=[], pods_by_job={}))
     assert value("Stalled", "InvalidSpec") is None
     assert value("Stalled", "NotStalled") == 0
     assert value("Reconciling", "Progressing") == 1
 
-    reconciler.forget("ml", "digits")
+    reconciler.forget("u1", "ml", "digits")
     assert not [s for m in registry.collect() if m.name == gauge for s in m.samples]
 
 
 def test_a_resource_gone_from_the_index_is_left_alone() -> None:
     reconciler, cluster, _ = _reconciler()
 
-    reconciler.reconcile(("ml", "digits"), lambda: None)
+    reconciler.reconcile("u1", lambda: None)
 
     assert cluster.statuses == [] and cluster.created == []
 
@@ -182,7 +183,7 @@ def test_suspending_suspends_the_running_job_and_keeps_it() -> None:
     name = expected_names(o, parsed(o))["ort-fp32"]
     body = _body(generation=2, suspend=True)
 
-    reconciler.reconcile(("ml", "digits"), lambda: View(body=body, jobs=[job(name, active=1)], pods_by_job={}))
+    reconciler.reconcile("u1", lambda: View(body=body, jobs=[job(name, active=1)], pods_by_job={}))
 
     assert (cluster.created, cluster.deleted) == ([], [])
     assert cluster.patched == [(name, {"suspend": True})]
@@ -202,7 +203,7 @@ def test_resuming_resumes_the_same_job_and_starts_nothing_new() -> None:
     name = expected_names(o, parsed(o))["ort-fp32"]
     held = job(name, suspend=True, conditions=[cond("Suspended")])
 
-    reconciler.reconcile(("ml", "digits"), lambda: View(body=_body(generation=3), jobs=[held], pods_by_job={}))
+    reconciler.reconcile("u1", lambda: View(body=_body(generation=3), jobs=[held], pods_by_job={}))
 
     assert (cluster.created, cluster.deleted) == ([], [])
     assert cluster.patched == [(name, {"suspend": False})]
@@ -214,7 +215,7 @@ def test_a_parallelism_change_keeps_the_jobs_and_starts_the_next_target() -> Non
     o = owner()
     names = expected_names(o, parsed(o))
 
-    reconciler.reconcile(("ml", "digits"), lambda: View(body=_body(generation=2, parallelism=2),
+    reconciler.reconcile("u1", lambda: View(body=_body(generation=2, parallelism=2),
                                                          jobs=[job(names["ort-fp32"], active=1)], pods_by_job={}))
 
     assert cluster.deleted == []
@@ -227,10 +228,10 @@ def test_a_result_recorded_before_a_generation_that_keeps_the_work_stays_and_is_
     names = expected_names(o, parsed(o))
     finished = [job(names["ort-fp32"], conditions=[cond("Complete")], succeeded=1)]
     pods = {names["ort-fp32"]: [pod(exit_code=0, message=summary_text("ort-fp32", speedup=2.0))]}
-    reconciler.reconcile(("ml", "digits"), lambda: View(body=_body(), jobs=finished, pods_by_job=pods))
+    reconciler.reconcile("u1", lambda: View(body=_body(), jobs=finished, pods_by_job=pods))
 
     # generation 2 only sets a TTL; the finished Job is then removed by it.
-    reconciler.reconcile(("ml", "digits"), lambda: View(body=_body(generation=2, ttlSecondsAfterFinished=0),
+    reconciler.reconcile("u1", lambda: View(body=_body(generation=2, ttlSecondsAfterFinished=0),
                                                          jobs=[], pods_by_job={}))
 
     status = cluster.statuses[-1]
@@ -295,3 +296,78 @@ def test_every_job_refused_stalls_the_resource_with_reason_job_rejected() -> Non
     assert (status["phase"], stalled["status"], stalled["reason"]) == ("Failed", "True", "JobRejected")
     assert "not under an allowed prefix" in stalled["message"]
     assert cluster.created == []
+
+
+def test_a_resource_deleted_and_created_again_under_its_name_is_another_resource() -> None:
+    reconciler, cluster, _ = _reconciler()
+    view = View(body=_body(), jobs=[], pods_by_job={})
+    reconciler.reconcile("u1", lambda: view)
+    again = _body()
+    again["metadata"]["uid"] = "u2"
+
+    reconciler.reconcile("u2", lambda: View(body=again, jobs=[], pods_by_job={}))
+
+    assert len(cluster.created) == 2  # the first one's in-flight Job is not the second one's
+    assert len(cluster.statuses) == 2
+
+
+def test_the_old_resources_deletion_keeps_the_series_of_a_new_one_of_the_same_name() -> None:
+    reconciler, _, registry = _reconciler()
+    reconciler.reconcile("u1", lambda: View(body=_body(), jobs=[], pods_by_job={}))
+    reconciler.reconcile("u2", lambda: View(body=_body(), jobs=[], pods_by_job={}))
+
+    reconciler.forget("u1", "ml", "digits")
+
+    labels = {"namespace": "ml", "name": "digits", "condition": "Reconciling", "reason": "Progressing"}
+    assert registry.get_sample_value("kubeopt_optimization_condition", labels) == 1
+    reconciler.forget("u2", "ml", "digits")
+    assert registry.get_sample_value("kubeopt_optimization_condition", labels) is None
+
+
+@dataclass
+class ThrottledOnce(RecordingCluster):
+    refusals: int = 1
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise RuntimeError("429 Too Many Requests")
+        super().patch_status(namespace, name, status)
+
+
+def test_a_transition_is_announced_once_after_its_status_is_written_even_when_a_write_failed_first() -> None:
+    cluster, registry = ThrottledOnce(), CollectorRegistry()
+    reconciler = Reconciler(OperatorSettings(), Metrics(registry), cluster, now=lambda: "now")
+    o = owner()
+    names = expected_names(o, parsed(o))
+    jobs = [job(names["ort-fp32"], conditions=[cond("Complete")], succeeded=1)]
+    pods = {names["ort-fp32"]: [pod(exit_code=0, message=summary_text("ort-fp32"))]}
+    view = View(body=_body(), jobs=jobs, pods_by_job=pods)
+
+    with contextlib.suppress(RuntimeError):
+        reconciler.reconcile("u1", lambda: view)
+    announced_before_the_write = [reason for reason, _, _ in cluster.events if reason.startswith("Target")]
+    reconciler.reconcile("u1", lambda: view)
+
+    assert announced_before_the_write == []
+    assert [reason for reason, _, _ in cluster.events].count("TargetSucceeded") == 1
+    assert cluster.statuses[-1]["targets"][0]["phase"] == "Succeeded"
+    assert registry.get_sample_value("kubeopt_reconcile_errors_total", {"namespace": "ml"}) == 1
+
+
+def test_a_253_character_name_reaches_its_status_through_the_uid() -> None:
+    reconciler, cluster, _ = _reconciler()
+    body = _body()
+    body["metadata"]["name"] = ("d" * 63 + ".") * 3 + "d" * 61
+    o = owner(name=body["metadata"]["name"])
+    names = expected_names(o, parsed(o))
+    jobs = [job(names["ort-fp32"], conditions=[cond("Complete")], succeeded=1),
+            job(names["trt-fp16"], conditions=[cond("Complete")], succeeded=1)]
+    pods = {names["ort-fp32"]: [pod(exit_code=0, message=summary_text("ort-fp32"))],
+            names["trt-fp16"]: [pod(exit_code=0, message=summary_text("trt-fp16"))]}
+
+    reconciler.reconcile("u1", lambda: View(body=body, jobs=jobs, pods_by_job=pods))
+
+    assert len(body["metadata"]["name"]) == 253
+    assert all(len(n) <= 63 for n in names.values())
+    assert cluster.statuses[-1]["phase"] == "Succeeded"

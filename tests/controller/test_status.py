@@ -79,3 +79,26 @@ def test_phase_summarizes_the_targets() -> None:
     assert overall_phase([pending], suspended=True) is Phase.SUSPENDED
     assert overall_phase([_done("a", "1.0", "1.0"), failed], suspended=False) is Phase.SUCCEEDED
     assert overall_phase([failed], suspended=False) is Phase.FAILED
+
+
+def test_the_first_failure_is_written_with_reason_message_and_time() -> None:
+    failed = pod("a", exit_code=137, reason="OOMKilled", finished="2026-11-25T10:01:00Z")
+    seen = observe(job("r-ort", active=1, failed=1), [failed, pod("b", phase="Running")], "ort-fp32")
+
+    wire = target_status("ort-fp32", "r-ort", seen, None).model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    assert wire["phase"] == "Running" and wire["attempts"] == 2
+    assert wire["firstFailure"]["reason"] == "OOMKilled"
+    assert wire["firstFailure"]["time"] == "2026-11-25T10:01:00Z"
+
+
+def test_a_first_failure_recorded_for_the_same_job_stays_when_its_pod_is_gone() -> None:
+    failed = pod("a", exit_code=137, reason="OOMKilled", finished="2026-11-25T10:01:00Z")
+    before = target_status("ort-fp32", "r-ort", observe(job("r-ort", active=1, failed=1), [failed], "ort-fp32"), None)
+    later = observe(job("r-ort", active=1, failed=1), [pod("b", phase="Running")], "ort-fp32")
+
+    kept = target_status("ort-fp32", "r-ort", later, before)
+    other_job = target_status("ort-fp32", "r-ort2", observe(job("r-ort2", active=1), [], "ort-fp32"), before)
+
+    assert kept.first_failure is not None and kept.first_failure.reason == "OOMKilled"
+    assert other_job.first_failure is None

@@ -53,16 +53,25 @@ class ArtifactStatus(StatusModel):
     size: int = Field(description="Bytes published.")
 
 
+class FailureStatus(StatusModel):
+    reason: str = Field(description="Why the attempt failed, e.g. OOMKilled or StorageError.")
+    message: str = Field(default="", description="Details for a person.")
+    time: str | None = Field(default=None, description="When the attempt's worker stopped.")
+
+
 class TargetStatus(StatusModel):
     name: str = Field(description="Target name.")
     phase: Phase = Field(default=Phase.PENDING, description="Pending, Running, Succeeded, Failed.")
     job_name: str | None = Field(default=None, description="The target's Job.")
-    attempts: int = Field(default=0, description="Pods started for this target.")
+    attempts: int = Field(default=0, description="Pods started for this target (attempts, the retries included).")
     start_time: str | None = Field(default=None, description="When the Job started.")
     completion_time: str | None = Field(default=None, description="When the Job finished.")
     cache_hit: bool | None = Field(default=None, description="Compiled from a stored cache.")
-    reason: str | None = Field(default=None, description="Why it failed, e.g. AccuracyBudgetExceeded.")
-    message: str | None = Field(default=None, description="Details for a person.")
+    reason: str | None = Field(default=None, description="Why it failed, e.g. AccuracyBudgetExceeded (the last "
+                               "attempt).")
+    message: str | None = Field(default=None, description="Details for a person (the last attempt).")
+    first_failure: FailureStatus | None = Field(default=None, description="The first failed attempt, kept when "
+                                                "later attempts fail differently or succeed.")
     metrics: TargetMetrics | None = Field(default=None, description="Measured figures.")
     artifact: ArtifactStatus | None = Field(default=None, description="The published artifact.")
 

@@ -26,6 +26,7 @@ from kubeopt.controller.metrics import (
     METRIC_NAMES,
     OPTIMIZATIONS,
     RECONCILE_ERRORS,
+    RECONCILE_RETRIES,
     SPEEDUP,
     THROUGHPUT,
 )
@@ -117,8 +118,10 @@ def _panels() -> list[Panel]:
         Panel("Optimizations by phase", "ModelOptimizations known to the operator, by status.phase "
               "(all namespaces).", [Query(f"sum by (phase) ({OPTIMIZATIONS})", "{{phase}}")],
               extra={"stack": True}),
-        Panel("Reconcile errors", "Reconciliations that raised, per second; the operator retries them.",
-              [Query(_rate(RECONCILE_ERRORS, "namespace"), "{{namespace}}")], unit="ops"),
+        Panel("Reconcile errors", "Reconciliations that raised, per second, and the retries kopf runs for "
+              "them (throttled: the API server answered 429).",
+              [Query(_rate(RECONCILE_ERRORS, "namespace"), "{{namespace}}"),
+               Query(_rate(RECONCILE_RETRIES, "namespace, cause"), "retried {{cause}} {{namespace}}")], unit="ops"),
         Panel("Target Jobs", "Target Jobs created, succeeded and failed, per second.", [
             Query(_rate(JOBS_CREATED, "namespace"), "created {{namespace}}"),
             Query(_rate(JOBS_SUCCEEDED, "namespace"), "succeeded {{namespace}}"),

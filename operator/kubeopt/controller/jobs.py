@@ -60,6 +60,7 @@ class Owner:
 
     name: str
     namespace: str
+    uid: str
     generation: int
     spec: dict[str, Any]
 
@@ -180,7 +181,7 @@ def pod_spec(owner: Owner, spec: ModelOptimizationSpec, target: Target, settings
 
 def build_job(owner: Owner, spec: ModelOptimizationSpec, target: Target, settings: OperatorSettings) -> dict[str, Any]:
     """The Job manifest of one target (owner references are added by the caller: kopf.adopt)."""
-    labels = job_labels(owner.name, target.name, owner.generation)
+    labels = job_labels(owner.name, owner.uid, target.name, owner.generation)
     job_spec: dict[str, Any] = {
         "backoffLimit": spec.backoff_limit,
         "activeDeadlineSeconds": spec.active_deadline_seconds,

@@ -22,6 +22,7 @@ JOBS_CREATED = f"{PREFIX}_target_jobs_created"
 JOBS_SUCCEEDED = f"{PREFIX}_target_jobs_succeeded"
 JOBS_FAILED = f"{PREFIX}_target_jobs_failed"
 RECONCILE_ERRORS = f"{PREFIX}_reconcile_errors"
+RECONCILE_RETRIES = f"{PREFIX}_reconcile_retries"
 JOB_DURATION = f"{PREFIX}_target_job_duration_seconds"
 THROUGHPUT = f"{PREFIX}_target_throughput_samples_per_second"
 LATENCY_P50 = f"{PREFIX}_target_latency_p50_seconds"
@@ -32,7 +33,8 @@ CONDITION = f"{PREFIX}_optimization_condition"
 #: Names as exposed (counters gain ``_total``), for dashboards and drift checks.
 METRIC_NAMES: tuple[str, ...] = (
     OPTIMIZATIONS, f"{JOBS_CREATED}_total", f"{JOBS_SUCCEEDED}_total", f"{JOBS_FAILED}_total",
-    f"{RECONCILE_ERRORS}_total", JOB_DURATION, THROUGHPUT, LATENCY_P50, SPEEDUP, COMPILE, CONDITION,
+    f"{RECONCILE_ERRORS}_total", f"{RECONCILE_RETRIES}_total", JOB_DURATION, THROUGHPUT, LATENCY_P50, SPEEDUP,
+    COMPILE, CONDITION,
 )
 
 TARGET_LABELS = ("namespace", "name", "target")
@@ -54,6 +56,10 @@ class Metrics:
                                    registry=registry)
         self.reconcile_errors = Counter(RECONCILE_ERRORS, "Reconciliations that raised.", ["namespace"],
                                         registry=registry)
+        self.reconcile_retries = Counter(RECONCILE_RETRIES, "Failed reconciliations that kopf retries, by cause: "
+                                         "throttled (429, after its Retry-After) or error.",
+                                         ["namespace", "cause"],
+                                         registry=registry)
         self.job_duration = Histogram(JOB_DURATION, "Target Job duration from start to completion.",
                                       ["namespace"], buckets=DURATION_BUCKETS, registry=registry)
         self.throughput = Gauge(THROUGHPUT, "Throughput at the selection batch size.", TARGET_LABELS,

@@ -8,6 +8,11 @@ target. The same work always yields the same name (so a restarted operator finds
 keeps the Jobs), while a change of what a Job computes or where it publishes yields new
 names. Names stay within the 63 characters of a DNS label, because the Job controller copies
 the Job's name into a pod label.
+
+A resource's name may have 253 characters, so the human-readable ``kubeopt.io/optimization``
+label holds a shortened, hashed form and is never read back as a name. Jobs and their pods are
+matched to their resource by its UID: the ``kubeopt.io/optimization-uid`` label (and the Job's
+owner reference); a resource deleted and created again under the same name is another resource.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ HASH_LENGTH = 8
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "kubeopt"
 OPTIMIZATION_LABEL = "kubeopt.io/optimization"
+OPTIMIZATION_UID_LABEL = "kubeopt.io/optimization-uid"
 TARGET_LABEL = "kubeopt.io/target"
 GENERATION_LABEL = "kubeopt.io/generation"
 WORKER_CONTAINER = "worker"
@@ -50,8 +56,8 @@ def spec_hash(work: dict[str, Any]) -> str:
 
 
 def _fit(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, never ending in a dash (a DNS label cannot)."""
-    return text[:limit].rstrip("-")
+    """``text`` cut to ``limit`` characters, never ending in a dash or dot (a DNS label cannot)."""
+    return text[:limit].rstrip("-.")
 
 
 def job_name(resource: str, target: str, work: dict[str, Any]) -> str:
@@ -69,14 +75,16 @@ def label_value(text: str) -> str:
     return f"{_fit(text, MAX_NAME - HASH_LENGTH - 1)}-{digest}"
 
 
-def job_labels(resource: str, target: str, generation: int) -> dict[str, str]:
+def job_labels(resource: str, uid: str, target: str, generation: int) -> dict[str, str]:
     """The labels every target Job and its pods carry; the watches select on them.
 
+    ``uid`` is the resource's ``metadata.uid``, what the operator matches Jobs and pods by;
     ``generation`` is the resource's generation when the Job was created; a Job kept across
     later generations (its work unchanged) keeps it."""
     return {
         MANAGED_BY: MANAGED_BY_VALUE,
         OPTIMIZATION_LABEL: label_value(resource),
+        OPTIMIZATION_UID_LABEL: uid,
         TARGET_LABEL: target,
         GENERATION_LABEL: str(generation),
     }

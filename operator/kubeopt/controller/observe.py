@@ -5,6 +5,12 @@ worker's result is its container's termination message (``kubeopt.api.summary``)
 there is none, the reason comes from the container (OOMKilled), the Job's condition
 (DeadlineExceeded) or the exit code, in that order. A pod the scheduler cannot place is
 reported as Unschedulable with the scheduler's own message, while the Job still waits.
+
+A target is Running only once a pod of its Job runs (pod phase Running, or its worker
+container running or terminated): the Job's ``status.active`` also counts pods that wait for
+a node or an image, so it says nothing about running. The first failed attempt (the oldest
+pod whose worker failed) is kept beside the last one: a retry often fails differently (e.g. a
+storage error after an out-of-memory kill), and the first cause is usually the one to fix.
 """
 
 from __future__ import annotations
@@ -23,6 +29,15 @@ JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 
 
 @dataclass(frozen=True)
+class Failure:
+    """Why one attempt (pod) failed, and when."""
+
+    reason: str
+    message: str
+    time: str | None = None
+
+
+@dataclass(frozen=True)
 class Observation:
     """One target's state as read from its Job and pods."""
 
@@ -35,6 +50,7 @@ class Observation:
     message: str | None = None
     result: TargetSummary | None = None
     stuck: bool = False
+    first_failure: Failure | None = None
 
     @property
     def finished(self) -> bool:
@@ -61,12 +77,24 @@ def job_finished(job: dict[str, Any]) -> bool:
     return _condition(job, "Complete") is not None or _condition(job, "Failed") is not None
 
 
-def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
+def _worker_state(pod: dict[str, Any]) -> dict[str, Any]:
     for status in pod.get("status", {}).get("containerStatuses") or []:
         if status.get("name") == WORKER_CONTAINER:
-            state = status.get("state", {}).get("terminated")
-            return dict(state) if state else None
-    return None
+            return dict(status.get("state") or {})
+    return {}
+
+
+def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
+    state = _worker_state(pod).get("terminated")
+    return dict(state) if state else None
+
+
+def pod_ran(pod: dict[str, Any]) -> bool:
+    """True once the pod's worker runs or ran: pod phase Running, or a running/terminated worker."""
+    if (pod.get("status") or {}).get("phase") == "Running":
+        return True
+    state = _worker_state(pod)
+    return bool(state.get("running") or state.get("terminated"))
 
 
 def _newest_first(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -99,22 +127,39 @@ def _failure(job: dict[str, Any], pods: list[dict[str, Any]], target: str) -> tu
                 f"the Job ran past spec.activeDeadlineSeconds ({seconds}s): raise it or shrink the benchmark", None)
     for pod in _newest_first(pods):
         state = _terminated(pod)
-        if state is None:
-            continue
-        if state.get("reason") == "OOMKilled":
-            return Reason.OOM_KILLED.value, "the worker ran out of memory: raise spec.resources.memory", None
-        summary = read_summary(state.get("message"))
-        result = _target_result(summary, target)
-        if result is not None and result.reason is not Reason.SUCCEEDED:
-            return result.reason.value, result.message, result
-        if summary is not None and summary.reason is not Reason.SUCCEEDED:
-            return summary.reason.value, summary.message, result
-        code = int(state.get("exitCode") or 0)
-        if code:
-            tail = (state.get("message") or "").strip()[-300:]
-            return reason_for_exit_code(code).value, f"exit code {code}" + (f": {tail}" if tail else ""), None
+        found = _attempt_failure(state, target) if state is not None else None
+        if found is not None:
+            return found
     reason = str(failed.get("reason") or Reason.INTERNAL_ERROR.value)
     return reason, str(failed.get("message") or "the Job failed"), None
+
+
+def _attempt_failure(state: dict[str, Any], target: str) -> tuple[str, str, TargetSummary | None] | None:
+    """(reason, message, result) of one terminated worker that failed; None when it succeeded."""
+    if state.get("reason") == "OOMKilled":
+        return Reason.OOM_KILLED.value, "the worker ran out of memory: raise spec.resources.memory", None
+    summary = read_summary(state.get("message"))
+    result = _target_result(summary, target)
+    if result is not None and result.reason is not Reason.SUCCEEDED:
+        return result.reason.value, result.message, result
+    if summary is not None and summary.reason is not Reason.SUCCEEDED:
+        return summary.reason.value, summary.message, result
+    code = int(state.get("exitCode") or 0)
+    if code:
+        tail = (state.get("message") or "").strip()[-300:]
+        return reason_for_exit_code(code).value, f"exit code {code}" + (f": {tail}" if tail else ""), None
+    return None
+
+
+def first_failure(pods: list[dict[str, Any]], target: str) -> Failure | None:
+    """The failure of the oldest pod whose worker failed, from its termination state."""
+    for pod in reversed(_newest_first(pods)):
+        state = _terminated(pod)
+        found = _attempt_failure(state, target) if state is not None else None
+        if found is not None and state is not None:
+            reason, message, _ = found
+            return Failure(reason=reason, message=message, time=state.get("finishedAt"))
+    return None
 
 
 def _succeeded(pods: list[dict[str, Any]], target: str) -> TargetSummary | None:
@@ -146,7 +191,8 @@ def observe(job: dict[str, Any], pods: list[dict[str, Any]], target: str) -> Obs
     status = job.get("status") or {}
     attempts = int(status.get("active") or 0) + int(status.get("succeeded") or 0) + int(status.get("failed") or 0)
     base = Observation(job_name=str(job.get("metadata", {}).get("name")), phase=Phase.PENDING, attempts=attempts,
-                       start_time=status.get("startTime"), completion_time=status.get("completionTime"))
+                       start_time=status.get("startTime"), completion_time=status.get("completionTime"),
+                       first_failure=first_failure(pods, target))
     if _condition(job, "Complete"):
         result = _succeeded(pods, target)
         if result is not None and result.phase != "Succeeded":
@@ -169,4 +215,4 @@ def observe(job: dict[str, Any], pods: list[dict[str, Any]], target: str) -> Obs
         reason, message, stuck = waiting
         return replace(base, phase=Phase.PENDING if stuck else Phase.RUNNING, reason=reason, message=message,
                        stuck=stuck)
-    return replace(base, phase=Phase.RUNNING if int(status.get("active") or 0) > 0 else Phase.PENDING)
+    return replace(base, phase=Phase.RUNNING if any(pod_ran(pod) for pod in pods) else Phase.PENDING)

@@ -2,9 +2,12 @@
 
 The only module here that writes to the API server (through a ``Cluster`` passed in). It
 runs for the resource's own changes and for every change of its Jobs and pods, serialized
-per resource. What it reads comes from kopf's indexes (the watches' caches), so nothing is
-polled; Jobs just created but not yet seen by the watch are remembered so that parallelism
-holds and nothing is created twice. A new generation that keeps a target's work (``suspend``,
+per resource. A resource is known by its UID (a resource deleted and created again under the
+same name is another one, with its own memory). What it reads comes from kopf's indexes (the
+watches' caches), so nothing is polled; Jobs just created but not yet seen by the watch are
+remembered so that parallelism holds and nothing is created twice. Events are posted only
+after the status that they announce was written, so a reconcile that fails on the write (a
+429 under load) and is retried announces each transition once. A new generation that keeps a target's work (``suspend``,
 ``parallelism``, ``ttlSecondsAfterFinished``) keeps its Job, its in-flight record and its
 recorded result; status always speaks of the current generation.
 """
@@ -32,7 +35,7 @@ from kubeopt.controller.settings import OperatorSettings
 from kubeopt.controller.status import choose_best, overall_phase, target_status
 
 log = logging.getLogger(__name__)
-Key = tuple[str, str]
+Key = str  # the resource's metadata.uid
 
 
 class Cluster(Protocol):
@@ -76,18 +79,24 @@ class Reconciler:
         self.now = now
         self._memories: dict[Key, _Memory] = {}
         self._phases: dict[Key, str] = {}
+        self._names: dict[Key, tuple[str, str]] = {}  # uid -> (namespace, name), for metric series
         self._guard = threading.Lock()
 
     def _memory(self, key: Key) -> _Memory:
         with self._guard:
             return self._memories.setdefault(key, _Memory())
 
-    def forget(self, namespace: str, name: str) -> None:
+    def forget(self, uid: Key, namespace: str, name: str) -> None:
+        """Drop a deleted resource's memory; its metric series too, unless a newer resource of the
+        same name (another UID) already reports under them."""
         with self._guard:
-            self._memories.pop((namespace, name), None)
-            self._phases.pop((namespace, name), None)
+            self._memories.pop(uid, None)
+            self._phases.pop(uid, None)
+            self._names.pop(uid, None)
             self.metrics.set_phases(self._phases.values())
-        self.metrics.forget(namespace, name)
+            reused = (namespace, name) in self._names.values()
+        if not reused:
+            self.metrics.forget(namespace, name)
 
     def reconcile(self, key: Key, view: Callable[[], View | None]) -> None:
         """Bring one resource's Jobs and status up to date; ``view`` is read under its lock."""
@@ -99,14 +108,14 @@ class Reconciler:
             try:
                 self._reconcile(key, current, memory)
             except Exception:
-                self.metrics.reconcile_errors.labels(namespace=key[0]).inc()
+                self.metrics.reconcile_errors.labels(namespace=current.body["metadata"].get("namespace", "")).inc()
                 raise
 
     def _reconcile(self, key: Key, view: View, memory: _Memory) -> None:
         body = view.body
         meta = body["metadata"]
-        owner = Owner(name=meta["name"], namespace=meta["namespace"], generation=int(meta.get("generation") or 1),
-                      spec=dict(body.get("spec") or {}))
+        owner = Owner(name=meta["name"], namespace=meta["namespace"], uid=key,
+                      generation=int(meta.get("generation") or 1), spec=dict(body.get("spec") or {}))
         previous = self._previous(body, memory)
         try:
             spec = ModelOptimizationSpec.model_validate(owner.spec)
@@ -115,8 +124,8 @@ class Reconciler:
             return
         self._act(view, owner, spec, previous, memory)
         status = self._status(view, owner, spec, previous)
-        self._announce(body, owner, previous, status)
         self._write(key, body, memory, owner, status)
+        self._announce(body, owner, previous, status)
 
     def _previous(self, body: Mapping[str, Any], memory: _Memory) -> ModelOptimizationStatus:
         raw = memory.status if memory.status is not None else dict(body.get("status") or {})
@@ -207,6 +216,10 @@ class Reconciler:
             text = f"target {target.name}: {target.phase.value}" + (f" ({target.reason})" if target.reason else "")
             if target.message and target.phase is not Phase.RUNNING:
                 text += f": {target.message}"
+            first = target.first_failure
+            if target.phase is Phase.FAILED and first and (first.reason, first.message) != (target.reason,
+                                                                                            target.message):
+                text += f" (first failed attempt: {first.reason}: {first.message})"
             warning = target.phase is Phase.FAILED or target.reason in ("Unschedulable", "OOMKilled")
             self.cluster.event(body, f"Target{target.phase.value}", text[:1000], warning=warning)
         if previous.phase != status.phase or previous.observed_generation != owner.generation:
@@ -240,6 +253,7 @@ class Reconciler:
         self.metrics.record_conditions(owner.namespace, owner.name, status.conditions)
         with self._guard:
             self._phases[key] = status.phase.value if status.phase else Phase.PENDING.value
+            self._names[key] = (owner.namespace, owner.name)
             self.metrics.set_phases(self._phases.values())
 
 

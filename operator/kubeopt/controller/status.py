@@ -3,7 +3,8 @@
 Pure functions. Figures become strings (API conventions avoid floats). A target whose Job
 is gone (ttlSecondsAfterFinished) keeps the result recorded earlier for the same Job name,
 whatever the generation since (a Job name is its target's work); a target whose work
-changed is never carried over, because its Job name differs.
+changed is never carried over, because its Job name differs. The first failed attempt of a
+Job stays in its target's status once seen, even when that attempt's pod is gone.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kubeopt.api.spec import Objective, Selection
-from kubeopt.api.status import ArtifactStatus, Best, Phase, TargetMetrics, TargetStatus
+from kubeopt.api.status import ArtifactStatus, Best, FailureStatus, Phase, TargetMetrics, TargetStatus
 from kubeopt.api.summary import TargetSummary
 from kubeopt.controller.observe import Observation
 
@@ -42,6 +43,10 @@ def target_status(name: str, job_name: str, observation: Observation | None,
             return previous
         return TargetStatus(name=name, phase=Phase.PENDING, job_name=job_name)
     result = observation.result
+    first = observation.first_failure
+    first_failure = FailureStatus(reason=first.reason, message=first.message, time=first.time) if first else None
+    if first_failure is None and previous is not None and previous.job_name == observation.job_name:
+        first_failure = previous.first_failure  # its pod is gone (deleted, evicted): the record stays
     artifact = None
     if result is not None and result.artifact is not None:
         artifact = ArtifactStatus(uri=result.artifact.uri, sha256=result.artifact.sha256, size=result.artifact.size)
@@ -49,7 +54,7 @@ def target_status(name: str, job_name: str, observation: Observation | None,
         name=name, phase=observation.phase, job_name=observation.job_name, attempts=observation.attempts,
         start_time=observation.start_time, completion_time=observation.completion_time,
         cache_hit=result.cache_hit if result else None, reason=observation.reason, message=observation.message,
-        metrics=metrics_of(result) if result else None, artifact=artifact,
+        first_failure=first_failure, metrics=metrics_of(result) if result else None, artifact=artifact,
     )
 
 
