@@ -116,7 +116,7 @@ class KubeCluster:
                 raise
 
     def event(self, body: Mapping[str, Any], reason: str, message: str, warning: bool = False) -> None:
-        # kopf.event, not kopf.info: the posting level (WARNING) only quiets kopf's own log lines.
+        # kopf.event, not kopf.info: the posting level (CRITICAL) only quiets kopf's own log lines.
         try:
             kopf.event(cast(kopf.Body, dict(body)), type="Warning" if warning else "Normal", reason=reason,
                        message=message)

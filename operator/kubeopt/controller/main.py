@@ -20,6 +20,7 @@ from kubeopt.controller.settings import OperatorSettings, settings_from_process
 
 log = logging.getLogger(__name__)
 ANNOTATION_PREFIX = "kubeopt.io"
+FINALIZER = "kubeopt.io/finalizer"  # kopf's, for the retry daemon; see README "Deleting"
 
 
 def api_client() -> client.ApiClient:
@@ -33,12 +34,17 @@ def api_client() -> client.ApiClient:
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
-    """kopf settings: state in our annotations (the status schema has no room for kopf's), events
-    only for warnings from loggers (transitions post their own), no peering objects."""
+    """kopf settings: state in our annotations (the status schema has no room for kopf's), our own
+    finalizer name, no Events from kopf's log lines, no peering objects.
+
+    Transitions post their own Events (``kopf.event``). kopf logs every TemporaryError of the retry
+    daemon at ERROR; posted as Events, a throttled API server would get one more write per resource
+    per Retry-After, so kopf's log lines stay in the log and the reconcile-retries metric."""
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration")
-    settings.posting.level = logging.WARNING
+    settings.persistence.finalizer = FINALIZER
+    settings.posting.level = logging.CRITICAL
     settings.peering.standalone = True
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
