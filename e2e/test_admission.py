@@ -110,8 +110,7 @@ def _may_create_optimizations(kubectl: Kubectl, namespace: str, account: str) ->
 
 @pytest.fixture(scope="module")
 def team(kubectl: Kubectl, helm_offline: Helm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
-    kubectl("apply", "-f", str(CRD))
-    kubectl("wait", "--for=condition=Established", "crd/modeloptimizations.kubeopt.io", "--timeout=60s")
+    kubectl.install_crd(CRD, "modeloptimizations.kubeopt.io")
     home = tmp_path_factory.mktemp("identities")
     operator_config, operator_name = service_account_kubeconfig(kubectl, helm_offline, CHART, home / "operator")
     namespace = _new_namespace(kubectl, "team-a", OPT_IN)

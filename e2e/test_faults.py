@@ -72,11 +72,7 @@ pytestmark = pytest.mark.slow  # every test here takes 15-50 s (see above)
 # -- fixtures ------------------------------------------------------------------------------
 
 def install_crd(kubectl: Kubectl) -> None:
-    kubectl("apply", "-f", str(CRD))
-    # kubectl wait fails at once ("conditions accessor error") on a CRD whose status is not written yet.
-    eventually("the CRD Established", lambda: kubectl("wait", "--for=condition=Established", "--timeout=5s",
-                                                      "crd/modeloptimizations.kubeopt.io", check=False).returncode == 0,
-               timeout=60, interval=0.2)
+    kubectl.install_crd(CRD, "modeloptimizations.kubeopt.io")
 
 
 @pytest.fixture(scope="module")

@@ -89,8 +89,7 @@ def resource(name: str, namespace: str, targets: list[dict[str, Any]], **spec: A
 
 @pytest.fixture(scope="module")
 def crd(kubectl: Kubectl) -> None:
-    kubectl("apply", "-f", str(CRD))
-    kubectl("wait", "--for=condition=Established", "crd/modeloptimizations.kubeopt.io", "--timeout=60s")
+    kubectl.install_crd(CRD, "modeloptimizations.kubeopt.io")
 
 
 @pytest.fixture(scope="module")

@@ -54,8 +54,7 @@ def eventually(what: str, probe: Callable[[], T | None], explain: Callable[[], s
 @pytest.fixture(scope="module")
 def operator(kubectl: Kubectl, helm_offline: Helm,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    kubectl("apply", "-f", str(CRD))
-    kubectl("wait", "--for=condition=Established", "crd/modeloptimizations.kubeopt.io", "--timeout=60s")
+    kubectl.install_crd(CRD, "modeloptimizations.kubeopt.io")
     kubeconfig, _ = service_account_kubeconfig(kubectl, helm_offline, CHART,
                                                tmp_path_factory.mktemp("prom-sa") / "kubeconfig")
     with running_operator(kubeconfig, tmp_path_factory.mktemp("prom-operator") / "operator.log") as process:

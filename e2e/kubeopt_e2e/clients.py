@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,21 @@ class Kubectl:
 
     def apply(self, manifest: str, *args: str) -> subprocess.CompletedProcess[str]:
         return self("apply", "-f", "-", *args, input=manifest)
+
+    def install_crd(self, path: Path, name: str, timeout: float = 60.0) -> None:
+        """Apply a CRD and wait until it is Established.
+
+        ``kubectl wait`` fails at once ("conditions accessor error") while the CRD's status is not
+        written yet, so the wait is retried until ``timeout``."""
+        self("apply", "-f", str(path))
+        deadline = time.monotonic() + timeout
+        while True:
+            waited = self("wait", "--for=condition=Established", f"crd/{name}", "--timeout=5s", check=False)
+            if waited.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"CRD {name} not Established after {timeout}s: {waited.stderr.strip()}")
+            time.sleep(0.2)
 
 
 class Helm:
