@@ -16,7 +16,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from kubeopt.controller.cluster import KubeCluster
+from kubeopt.controller.cluster import REQUEST_TIMEOUT, KubeCluster
 from kubeopt.controller.jobs import JobRejected
 
 OWNER = {"apiVersion": "kubeopt.io/v1alpha1", "kind": "ModelOptimization",
@@ -36,14 +36,18 @@ class Answers:
     job_error: ApiException | None = None
     account_error: ApiException | None = None
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    timeouts: list[Any] = field(default_factory=list)
 
-    def create_namespaced_job(self, namespace: str, body: dict[str, Any]) -> None:
+    def create_namespaced_job(self, namespace: str, body: dict[str, Any], _request_timeout: Any = None) -> None:
         self.calls.append(("job", namespace, body))
+        self.timeouts.append(_request_timeout)
         if self.job_error is not None:
             raise self.job_error
 
-    def create_namespaced_service_account(self, namespace: str, body: dict[str, Any]) -> None:
+    def create_namespaced_service_account(self, namespace: str, body: dict[str, Any],
+                                          _request_timeout: Any = None) -> None:
         self.calls.append(("serviceaccount", namespace, body))
+        self.timeouts.append(_request_timeout)
         if self.account_error is not None:
             raise self.account_error
 
@@ -109,3 +113,12 @@ def test_other_api_errors_propagate_for_kopf_to_retry() -> None:
 
     with pytest.raises(ApiException):
         _cluster(answers).create_job(OWNER, _job())
+
+
+def test_every_write_has_a_timeout_so_an_unanswered_request_cannot_hold_a_handler_thread() -> None:
+    answers = Answers()
+
+    _cluster(answers).create_job(OWNER, _job())
+
+    assert answers.timeouts == [REQUEST_TIMEOUT, REQUEST_TIMEOUT]
+    assert all(seconds > 0 for seconds in REQUEST_TIMEOUT)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -371,3 +373,63 @@ def test_a_253_character_name_reaches_its_status_through_the_uid() -> None:
     assert len(body["metadata"]["name"]) == 253
     assert all(len(n) <= 63 for n in names.values())
     assert cluster.statuses[-1]["phase"] == "Succeeded"
+
+
+# -- one thread per resource: calls during a reconcile coalesce into one more pass ---------------
+
+class SlowStatusCluster(RecordingCluster):
+    """Holds the first status write until released, as a slow or throttled API server would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing = threading.Event()
+        self.release = threading.Event()
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        if not self.writing.is_set():
+            self.writing.set()
+            assert self.release.wait(10), "the test never released the write"
+        super().patch_status(namespace, name, status)
+
+
+def test_calls_during_a_slow_reconcile_return_at_once_and_one_more_pass_reads_the_newest_view() -> None:
+    cluster = SlowStatusCluster()
+    reconciler = Reconciler(OperatorSettings(), Metrics(CollectorRegistry()), cluster, now=lambda: "now")
+    views = [View(body=_body(), jobs=[], pods_by_job={})]
+    first = threading.Thread(target=reconciler.reconcile, args=("u1", lambda: views[-1]))
+    first.start()
+    assert cluster.writing.wait(10)
+
+    started = time.monotonic()
+    for _ in range(20):  # a burst of pod and Job events while the first write hangs
+        reconciler.reconcile("u1", lambda: views[-1])
+    returned_in = time.monotonic() - started
+    views.append(View(body=_body(), jobs=[job(cluster.created[0], active=1)], pods_by_job={}))
+    cluster.release.set()
+    first.join(10)
+
+    assert returned_in < 1.0  # none of the 20 waited for the first
+    assert not first.is_alive()
+    assert len(cluster.statuses) == 2  # the first pass, then one more for all 20 calls
+    assert len(cluster.created) == 1
+
+
+def test_a_failed_reconcile_leaves_the_resource_free_for_the_next_call() -> None:
+    class FailingOnce(RecordingCluster):
+        failed = False
+
+        def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+            if not self.failed:
+                self.failed = True
+                raise RuntimeError("the API server went away")
+            super().patch_status(namespace, name, status)
+
+    cluster = FailingOnce()
+    reconciler = Reconciler(OperatorSettings(), Metrics(CollectorRegistry()), cluster, now=lambda: "now")
+    view = View(body=_body(), jobs=[], pods_by_job={})
+
+    with contextlib.suppress(RuntimeError):
+        reconciler.reconcile("u1", lambda: view)
+    reconciler.reconcile("u1", lambda: view)
+
+    assert len(cluster.statuses) == 1

@@ -28,6 +28,9 @@ from kubeopt.controller.jobs import JobRejected
 from kubeopt.controller.names import MANAGED_BY, MANAGED_BY_VALUE
 
 log = logging.getLogger(__name__)
+# (connect, read) seconds of every write: a request the API server never answers fails (and is
+# retried) instead of holding one of kopf's handler threads for ever.
+REQUEST_TIMEOUT = (10.0, 60.0)
 REFUSED = (403, 422)  # forbidden (RBAC, an admission policy's reason) and invalid (a policy's default)
 
 
@@ -68,7 +71,7 @@ class KubeCluster:
         try:
             if account:
                 self.ensure_service_account(namespace, account)
-            self.batch.create_namespaced_job(namespace, cast(Any, job))
+            self.batch.create_namespaced_job(namespace, cast(Any, job), _request_timeout=REQUEST_TIMEOUT)
         except ApiException as error:
             if error.status == 409:
                 return False
@@ -84,7 +87,8 @@ class KubeCluster:
             if (namespace, name) in self._accounts:
                 return
         try:
-            self.core.create_namespaced_service_account(namespace, cast(Any, worker_service_account(name)))
+            self.core.create_namespaced_service_account(namespace, cast(Any, worker_service_account(name)),
+                                                        _request_timeout=REQUEST_TIMEOUT)
             log.info("created ServiceAccount %s/%s for the worker", namespace, name)
         except ApiException as error:
             if error.status != 409:
@@ -94,7 +98,8 @@ class KubeCluster:
 
     def delete_job(self, namespace: str, name: str) -> None:
         try:
-            self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+            self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background",
+                                            _request_timeout=REQUEST_TIMEOUT)
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -102,7 +107,7 @@ class KubeCluster:
     def patch_job(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
         """Merge ``spec`` into the Job's spec (suspend, ttlSecondsAfterFinished; None removes)."""
         try:
-            self.batch.patch_namespaced_job(name, namespace, {"spec": spec})
+            self.batch.patch_namespaced_job(name, namespace, {"spec": spec}, _request_timeout=REQUEST_TIMEOUT)
         except ApiException as error:
             if error.status != 404:  # deleted meanwhile (its TTL, the resource's deletion)
                 raise
@@ -110,7 +115,7 @@ class KubeCluster:
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         try:
             self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name,
-                                                              {"status": status})
+                                                              {"status": status}, _request_timeout=REQUEST_TIMEOUT)
         except ApiException as error:
             if error.status != 404:  # deleted meanwhile: nothing to report to
                 raise

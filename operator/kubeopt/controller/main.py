@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
+import signal
 import threading
 from typing import Any
 
@@ -66,6 +68,8 @@ def build_registry(settings: OperatorSettings, metrics: Metrics) -> kopf.Operato
 def run_operator(namespaces: list[str] | None, metrics_port: int) -> int:
     """Run until SIGTERM/SIGINT; returns the process exit code."""
     settings = settings_from_process(namespaces, metrics_port)
+    # `kill -USR1` prints every thread's stack to the log: how to see where a stuck operator waits.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     # kopf logs every successful handler call; Jobs and pods change often. Failures still show.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     return run_with(settings)

@@ -59,7 +59,9 @@ class View:
 
 @dataclass
 class _Memory:
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # guards running and again
+    running: bool = False  # a thread is reconciling this resource
+    again: bool = False  # something changed while it ran: it reconciles once more before it returns
     in_flight: set[str] = field(default_factory=set)
     status: dict[str, Any] | None = None
 
@@ -99,17 +101,39 @@ class Reconciler:
             self.metrics.forget(namespace, name)
 
     def reconcile(self, key: Key, view: Callable[[], View | None]) -> None:
-        """Bring one resource's Jobs and status up to date; ``view`` is read under its lock."""
+        """Bring one resource's Jobs and status up to date, reading ``view`` afresh each pass.
+
+        One thread at a time reconciles a resource. A call that finds another running returns at
+        once and leaves it one more pass (its ``view`` reads the same watch caches), so a burst of
+        Job and pod changes never parks kopf's handler threads on a lock: with every thread
+        waiting behind one slow reconcile, even the watches' index handlers could not run."""
         memory = self._memory(key)
         with memory.lock:
-            current = view()
-            if current is None:
+            if memory.running:
+                memory.again = True
                 return
-            try:
-                self._reconcile(key, current, memory)
-            except Exception:
-                self.metrics.reconcile_errors.labels(namespace=current.body["metadata"].get("namespace", "")).inc()
-                raise
+            memory.running, memory.again = True, False
+        try:
+            while True:
+                current = view()
+                if current is not None:
+                    self._reconcile_counted(key, current, memory)
+                with memory.lock:
+                    if not memory.again:
+                        memory.running = False
+                        return
+                    memory.again = False
+        except BaseException:
+            with memory.lock:
+                memory.running = False  # a pass left pending is retried with this failure's
+            raise
+
+    def _reconcile_counted(self, key: Key, view: View, memory: _Memory) -> None:
+        try:
+            self._reconcile(key, view, memory)
+        except Exception:
+            self.metrics.reconcile_errors.labels(namespace=view.body["metadata"].get("namespace", "")).inc()
+            raise
 
     def _reconcile(self, key: Key, view: View, memory: _Memory) -> None:
         body = view.body
