@@ -25,7 +25,7 @@ which writes a valid summary and exits: this measures the operator, not the work
 The JSON goes to ``bench/results/operator_load_<N>_<kubelet on|off>_<label>.json``.
 ``--operator-env KEY=VALUE`` adds to the operator's environment (to try a setting before it
 goes in the chart); ``--tracemalloc`` loads ``bench/tracemalloc_site`` into the operator and
-writes its top allocations next to the JSON once settled.
+writes its largest live allocation sites next to the JSON (``.tracemalloc.txt``) once settled.
 """
 
 from __future__ import annotations
@@ -391,7 +391,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "rss_timeline_s_mb": sampler.timeline,
         }
         if args.tracemalloc:
-            result["tracemalloc_top"] = dump.read_text().splitlines()[:60]
+            result["tracemalloc"] = dump.read_text()
         return result
     finally:
         for part in reversed(stack):
@@ -435,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
         result = run(args, Path(work))
     out = args.out or RESULTS / f"operator_load_{args.resources}_{args.kubelet}_{args.label}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    if "tracemalloc" in result:
+        out.with_suffix(".tracemalloc.txt").write_text(result.pop("tracemalloc"))
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(table(result))
     print(f"written {out}")

@@ -6,24 +6,13 @@ from typing import Any
 import pytest
 
 import kubeopt.controller.handlers as handlers
-from kubeopt.controller.handlers import _owner_key, _pod_record, _view
+from kubeopt.controller.handlers import _owner_key, _view
 
 
 def test_jobs_and_pods_are_keyed_by_their_resources_namespace_and_name() -> None:
     assert _owner_key("ml", {"kubeopt.io/optimization": "digits"}) == ("ml", "digits")
     assert _owner_key("ml", {}) is None
     assert _owner_key(None, {"kubeopt.io/optimization": "digits"}) is None
-
-
-def test_a_pod_record_keeps_only_what_the_status_needs() -> None:
-    body = {"metadata": {"name": "p", "labels": {"job-name": "j"}, "creationTimestamp": "t", "managedFields": [1]},
-            "spec": {"containers": [{"command": ["kubeopt", "run", "--spec-json", "{...}"]}]},
-            "status": {"phase": "Running"}}
-
-    record = _pod_record(body)
-
-    assert record == {"metadata": {"name": "p", "labels": {"job-name": "j"}, "creationTimestamp": "t"},
-                      "status": {"phase": "Running"}}
 
 
 def test_the_view_groups_pods_by_their_job() -> None:

@@ -21,23 +21,12 @@ from kubeopt.api.spec import GROUP, PLURAL, VERSION
 from kubeopt.controller.names import MANAGED_BY, MANAGED_BY_VALUE, OPTIMIZATION_LABEL
 from kubeopt.controller.observe import job_name_of_pod
 from kubeopt.controller.reconcile import Key, Reconciler, View
+from kubeopt.controller.records import job_record, pod_record, resource_record
 
 log = logging.getLogger(__name__)
 OWNED = {MANAGED_BY: MANAGED_BY_VALUE}
 RETRY_SECONDS = 10  # a failed reconcile is retried this soon
 EVENT_RETRIES = 5
-
-
-def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in dict(body).items() if key != "managedFields"}
-
-
-def _pod_record(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What the status needs of a pod: labels, creation time, conditions, container states."""
-    meta = body.get("metadata", {})
-    return {"metadata": {"name": meta.get("name"), "labels": dict(meta.get("labels") or {}),
-                         "creationTimestamp": meta.get("creationTimestamp")},
-            "status": dict(body.get("status") or {})}
 
 
 def _owner_key(namespace: str | None, labels: Mapping[str, str]) -> Key | None:
@@ -66,17 +55,17 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
 
     @kopf.index(GROUP, VERSION, PLURAL, id="mopt_index", registry=registry)
     def mopt_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
-        return {(kwargs["namespace"], kwargs["name"]): _plain(kwargs["body"])}
+        return {(kwargs["namespace"], kwargs["name"]): resource_record(kwargs["body"])}
 
     @kopf.index("batch", "v1", "jobs", labels=OWNED, id="job_index", registry=registry)
     def job_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
         key = _owner_key(kwargs["namespace"], kwargs["labels"])
-        return {key: _plain(kwargs["body"])} if key else {}
+        return {key: job_record(kwargs["body"])} if key else {}
 
     @kopf.index("", "v1", "pods", labels=OWNED, id="pod_index", registry=registry)
     def pod_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
         key = _owner_key(kwargs["namespace"], kwargs["labels"])
-        return {key: _pod_record(kwargs["body"])} if key else {}
+        return {key: pod_record(kwargs["body"])} if key else {}
 
     def run(key: Key, indexes: Mapping[str, Any]) -> None:
         reconciler.reconcile(key, lambda: _view(key, indexes["mopt_index"], indexes["job_index"],
