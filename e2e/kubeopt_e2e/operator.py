@@ -130,6 +130,13 @@ class OperatorProcess:
         self._process: Process | None = None
 
     @property
+    def pid(self) -> int:
+        """The running operator's process id (to read its memory in /proc)."""
+        if self._process is None:
+            raise RuntimeError("operator not running")
+        return int(self._process.popen.pid)
+
+    @property
     def metrics_url(self) -> str:
         return f"http://{LOOPBACK}:{self.metrics_port}"
 

@@ -14,7 +14,6 @@ from kubeopt.controller.handlers import (
     GIVE_UP_AFTER,
     RETRY_SECONDS,
     Retries,
-    _pod_record,
     _view,
     job_uid,
     pod_key,
@@ -25,6 +24,7 @@ from kubeopt.controller.handlers import (
 from kubeopt.controller.jobs import build_job
 from kubeopt.controller.metrics import Metrics
 from kubeopt.controller.reconcile import Reconciler
+from kubeopt.controller.records import pod_record
 from kubeopt.controller.settings import OperatorSettings
 
 from .conftest import owner, parsed, spec_dict
@@ -111,7 +111,7 @@ def test_a_pod_record_keeps_what_the_status_and_the_matching_need() -> None:
             "spec": {"containers": [{"command": ["kubeopt", "run", "--spec-json", "{...}"]}]},
             "status": {"phase": "Running"}}
 
-    record = _pod_record(body)
+    record = pod_record(body)
 
     assert record == {"metadata": {"name": "p", "uid": "pod-1", "labels": {"job-name": "j"}, "creationTimestamp": "t",
                                    "ownerReferences": [{"kind": "Job", "uid": "job-1"}]},

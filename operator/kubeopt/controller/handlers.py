@@ -35,6 +35,7 @@ from kubeopt.api.spec import GROUP, KIND, PLURAL, VERSION
 from kubeopt.controller.names import MANAGED_BY, MANAGED_BY_VALUE, OPTIMIZATION_UID_LABEL
 from kubeopt.controller.observe import job_name_of_pod
 from kubeopt.controller.reconcile import Key, Reconciler, View
+from kubeopt.controller.records import job_record, pod_record, resource_record
 
 log = logging.getLogger(__name__)
 OWNED = {MANAGED_BY: MANAGED_BY_VALUE}
@@ -42,19 +43,6 @@ RETRY_SECONDS = 10  # a failed reconcile is retried this soon (a 429's Retry-Aft
 GIVE_UP_AFTER = 5  # failures other than throttling retried this often, then left to the next change
 CANCEL_SECONDS = 5.0
 JobRef = tuple[str, str]  # ("job", a Job's uid): where pods of a Job without the uid label are kept
-
-
-def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in dict(body).items() if key != "managedFields"}
-
-
-def _pod_record(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What the status needs of a pod: labels, creation time, conditions, container states."""
-    meta = body.get("metadata", {})
-    return {"metadata": {"name": meta.get("name"), "uid": meta.get("uid"), "labels": dict(meta.get("labels") or {}),
-                         "ownerReferences": list(meta.get("ownerReferences") or []),
-                         "creationTimestamp": meta.get("creationTimestamp")},
-            "status": dict(body.get("status") or {})}
 
 
 def _owner_uid(meta: Mapping[str, Any], kind: str, api_version_prefix: str) -> str | None:
@@ -186,12 +174,12 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, retries: R
 
     @kopf.index(GROUP, VERSION, PLURAL, id="mopt_index", registry=registry)
     def mopt_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
-        return {str(kwargs["uid"]): _plain(kwargs["body"])}
+        return {str(kwargs["uid"]): resource_record(kwargs["body"])}
 
     @kopf.index("batch", "v1", "jobs", labels=OWNED, id="job_index", registry=registry)
     def job_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
         uid = resource_uid(kwargs["body"])
-        return {uid: _plain(kwargs["body"])} if uid else {}
+        return {uid: job_record(kwargs["body"])} if uid else {}
 
     @kopf.index("batch", "v1", "jobs", labels={**OWNED, OPTIMIZATION_UID_LABEL: kopf.ABSENT},
                 id="legacy_job_index", registry=registry)
@@ -202,7 +190,7 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, retries: R
     @kopf.index("", "v1", "pods", labels=OWNED, id="pod_index", registry=registry)
     def pod_index(**kwargs: Any) -> dict[Key | JobRef, dict[str, Any]]:
         key = pod_key(kwargs["body"])
-        return {key: _pod_record(kwargs["body"])} if key else {}
+        return {key: pod_record(kwargs["body"])} if key else {}
 
     def run(uid: Key, indexes: Mapping[str, Any]) -> None:
         reconciler.reconcile(uid, lambda: _view(uid, indexes["mopt_index"], indexes["job_index"],
