@@ -23,13 +23,11 @@ from kubeopt.controller.settings import OperatorSettings, settings_from_process
 log = logging.getLogger(__name__)
 ANNOTATION_PREFIX = "kubeopt.io"
 FINALIZER = "kubeopt.io/finalizer"  # kopf's, for the retry daemon; see README "Deleting"
-# Objects processed at once per watched kind. kopf's default is no limit: in a burst of 1,000
-# resources every object's worker ran at once and kopf's HTTP session (no connection limit)
-# opened ~620 TLS connections, each with asyncio's 256 KiB SSL buffer and OpenSSL's own, which
-# the heap kept after they closed (bench/results/operator_load.md). A worker holds its slot
-# until it has been idle for WORKER_IDLE seconds (kopf's default, 5 s, let 20 slots pass only
-# 4 objects a second), so it lets go soon.
-WORKER_LIMIT = 40
+# No limit on kopf's per-object workers (settings.queueing.worker_limit): every handler waits until
+# every watched object is indexed, and objects beyond the limit are not even read until a worker
+# exits, so a restart with more Jobs or pods than the limit (40 was tried) waited for ever. An idle
+# worker exits after WORKER_IDLE seconds (kopf's default is 5), which keeps the number of
+# concurrent workers, and with them kopf's TLS connections, down in a burst.
 WORKER_IDLE = 0.5
 # Threads running handlers (Python's default for two cores is 6); a reconcile mostly waits on
 # the API server, so more of them keep more Job creations in flight.
@@ -62,7 +60,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.queueing.error_delays = (1, 2, 5, 10)
-    settings.queueing.worker_limit = WORKER_LIMIT
+    settings.queueing.worker_limit = None  # see above: a limit deadlocks a restart with many objects
     settings.queueing.idle_timeout = WORKER_IDLE
     settings.execution.max_workers = HANDLER_THREADS
 
