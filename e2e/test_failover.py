@@ -24,8 +24,14 @@ import pytest
 import yaml
 from kubeopt_e2e.clients import Helm, Kubectl
 from kubeopt_e2e.faults import JobCounter
-from kubeopt_e2e.operator import E2E_VALUES, E2E_WORKER_ENV, OperatorProcess, chart_documents, token_kubeconfig
-from kubeopt_e2e.operator import RBAC_KINDS
+from kubeopt_e2e.operator import (
+    E2E_VALUES,
+    E2E_WORKER_ENV,
+    RBAC_KINDS,
+    OperatorProcess,
+    chart_documents,
+    token_kubeconfig,
+)
 from test_faults import NO_NODE_FITS, TWO_TARGETS, job_gaps, owned_jobs
 from test_operator import CHART, CRD, eventually, new_namespace, resource
 
@@ -86,7 +92,8 @@ def test_two_replicas_act_one_at_a_time_and_the_standby_takes_over_a_killed_acti
                  for i in range(PER_BURST)]
         kubectl.apply(yaml.safe_dump_all(burst))
         eventually("one Job per target while both run", lambda: not job_gaps(kubectl, namespace, PER_BURST),
-                   timeout=120, interval=1.0, explain=lambda: "\n".join(job_gaps(kubectl, namespace, PER_BURST)) + tails())
+                   timeout=120, interval=1.0,
+                   explain=lambda: "\n".join(job_gaps(kubectl, namespace, PER_BURST)) + tails())
         # While both run only the older one acts: the standby created nothing and never resumed.
         assert jobs_created(second) == 0, tails()
         assert jobs_created(first) == 2 * PER_BURST, tails()
