@@ -128,3 +128,20 @@ def test_two_replicas_act_one_at_a_time_and_the_standby_takes_over_a_killed_acti
         second.stop()
         jobs.stop()
         kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def test_the_chart_with_two_peered_replicas_rolls_updates_and_gives_each_pod_its_identity(helm_offline: Helm) -> None:
+    rendered = helm_offline("template", RELEASE, str(CHART), "--namespace", SYSTEM, "--include-crds",
+                            "--set", "replicaCount=2", "--set", "peering.enabled=true").stdout
+    documents = [doc for doc in yaml.safe_load_all(rendered) if doc]
+
+    deployment = next(d for d in documents if d["kind"] == "Deployment")
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    peerings = [d["metadata"]["name"] for d in documents if d["kind"] == "ClusterKopfPeering"]
+    crds = [d["metadata"]["name"] for d in documents if d["kind"] == "CustomResourceDefinition"]
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert env["KUBEOPT_PEERING"]["value"] == RELEASE and peerings == [RELEASE]
+    assert env["KUBEOPT_POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert "clusterkopfpeerings.kopf.dev" in crds
+    assert (CHART / "crds" / PEERING_CRD.name).read_bytes() == PEERING_CRD.read_bytes()
