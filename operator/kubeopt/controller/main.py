@@ -99,14 +99,15 @@ def run_operator(namespaces: list[str] | None, metrics_port: int) -> int:
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     # kopf logs every successful handler call; Jobs and pods change often. Failures still show.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    return run_with(settings)
+    # Read once here, like the settings: the start time ranks this replica (older wins).
+    peering = peering_from_env(os.environ, time.time_ns() // 1_000_000, f"{socket.gethostname()}/{os.getpid()}")
+    return run_with(settings, peering=peering)
 
 
 def run_with(settings: OperatorSettings, stop: threading.Event | None = None,
              peering: Peering | None = None) -> int:
-    if peering is None:
-        peering = peering_from_env(os.environ, time.time_ns() // 1_000_000,
-                                   f"{socket.gethostname()}/{os.getpid()}")
+    """Run kopf until ``stop`` (or a signal); ``peering`` None: standalone."""
+    peering = peering or Peering()
     metrics_registry = CollectorRegistry()
     metrics = Metrics(metrics_registry)
     ready = threading.Event()
