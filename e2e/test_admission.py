@@ -371,9 +371,10 @@ def test_the_jobs_policy_binds_only_the_operator(kubectl: Kubectl, team: Team, m
 # -- the chart's values ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("value", "message"), [
-    ("replicaCount=2", "at '/replicaCount': maximum: got 2, want 1"),
+    ("replicaCount=2", "at '/peering/enabled': value must be true"),
+    ("replicaCount=4,peering.enabled=true", "at '/replicaCount': maximum: got 4, want 3"),
     ("admission.allowedImagePrefixes={ghcr.io/kubeopt}", "at '/admission/allowedImagePrefixes/0': 'ghcr.io/kubeopt'"),
-], ids=["two-replicas", "a-prefix-that-would-match-other-registries"])
+], ids=["two-replicas-without-peering", "four-replicas", "a-prefix-that-would-match-other-registries"])
 def test_the_values_schema_refuses_unsafe_values_with_a_message(helm_offline: Helm, value: str, message: str) -> None:
     result = helm_offline("template", "kubeopt", str(CHART), "--set", value, check=False)
 

@@ -53,8 +53,11 @@ def test_the_chart_defaults_match_the_operators() -> None:
     assert values["namespaceOptIn"]["label"] == "kubeopt.io/enabled"
 
 
-def test_the_values_schema_allows_at_most_one_replica_and_says_why() -> None:
-    replicas = json.loads((CHART / "values.schema.json").read_text())["properties"]["replicaCount"]
+def test_the_values_schema_allows_more_than_one_replica_only_with_peering_and_says_why() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    replicas = schema["properties"]["replicaCount"]
 
-    assert (replicas["type"], replicas["minimum"], replicas["maximum"]) == ("integer", 0, 1)
+    assert (replicas["type"], replicas["minimum"], replicas["maximum"]) == ("integer", 0, 3)
     assert "peering" in replicas["description"]
+    assert schema["if"]["properties"]["replicaCount"] == {"minimum": 2}
+    assert schema["then"]["properties"]["peering"]["properties"]["enabled"] == {"const": True}

@@ -6,7 +6,9 @@ import faulthandler
 import logging
 import os
 import signal
+import socket
 import threading
+import time
 from typing import Any
 
 import kopf
@@ -16,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from kubeopt.controller.cluster import KubeCluster
 from kubeopt.controller.handlers import register
 from kubeopt.controller.metrics import Metrics
+from kubeopt.controller.peering import Peering, peering_from_env
 from kubeopt.controller.reconcile import Reconciler
 from kubeopt.controller.serving import serve
 from kubeopt.controller.settings import OperatorSettings, settings_from_process
@@ -44,9 +47,11 @@ def api_client() -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
-def configure(settings: kopf.OperatorSettings) -> None:
+def configure(settings: kopf.OperatorSettings, peering: Peering | None = None) -> None:
     """kopf settings: state in our annotations (the status schema has no room for kopf's), our own
-    finalizer name, no Events from kopf's log lines, no peering objects.
+    finalizer name, no Events from kopf's log lines; no peering objects unless ``peering`` names
+    one (replicas, see peering.py): then one ClusterKopfPeering, whatever namespaces are watched,
+    so every replica sees every other.
 
     Transitions post their own Events (``kopf.event``). kopf logs every TemporaryError of the retry
     daemon at ERROR; posted as Events, a throttled API server would get one more write per resource
@@ -56,7 +61,15 @@ def configure(settings: kopf.OperatorSettings) -> None:
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration")
     settings.persistence.finalizer = FINALIZER
     settings.posting.level = logging.CRITICAL
-    settings.peering.standalone = True
+    peering = peering or Peering()
+    settings.peering.standalone = not peering.enabled
+    if peering.enabled:
+        settings.peering.mandatory = True
+        settings.peering.clusterwide = True
+        settings.peering.name = str(peering.name)
+        settings.peering.priority = peering.priority
+        settings.peering.lifetime = peering.lifetime
+        settings.peering.stealth = True
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.queueing.error_delays = (1, 2, 5, 10)
@@ -65,14 +78,14 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.execution.max_workers = HANDLER_THREADS
 
 
-def build_registry(settings: OperatorSettings, metrics: Metrics) -> kopf.OperatorRegistry:
+def build_registry(settings: OperatorSettings, metrics: Metrics, peering: Peering) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     reconciler = Reconciler(settings, metrics, KubeCluster(api_client()))
     register(registry, reconciler)
 
     @kopf.on.startup(id="configure", registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        configure(settings)
+        configure(settings, peering)
 
     return registry
 
@@ -84,18 +97,28 @@ def run_operator(namespaces: list[str] | None, metrics_port: int) -> int:
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     # kopf logs every successful handler call; Jobs and pods change often. Failures still show.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    return run_with(settings)
+    # Read once here, like the settings: the start time ranks this replica (older wins).
+    peering = peering_from_env(os.environ, time.time_ns() // 1_000_000, f"{socket.gethostname()}/{os.getpid()}")
+    return run_with(settings, peering=peering)
 
 
-def run_with(settings: OperatorSettings, stop: threading.Event | None = None) -> int:
+def run_with(settings: OperatorSettings, stop: threading.Event | None = None,
+             peering: Peering | None = None) -> int:
+    """Run kopf until ``stop`` (or a signal); ``peering`` None: standalone."""
+    peering = peering or Peering()
     metrics_registry = CollectorRegistry()
     metrics = Metrics(metrics_registry)
     ready = threading.Event()
     server = serve(settings.metrics_port, metrics_registry, ready)
     log.info("metrics, /healthz and /readyz on :%d; watching %s", settings.metrics_port,
              ", ".join(settings.namespaces) or "all namespaces")
+    if peering.enabled:
+        log.info("peering in ClusterKopfPeering %s as %s, priority %d, lifetime %d s: acting only while no "
+                 "older replica is alive", peering.name, peering.identity, peering.priority, peering.lifetime)
     try:
-        kopf.run(registry=build_registry(settings, metrics), standalone=True,
+        kopf.run(registry=build_registry(settings, metrics, peering), standalone=not peering.enabled,
+                 identity=peering.identity,  # type: ignore[arg-type]  # kopf's NewType of str
+                 priority=peering.priority, peering_name=peering.name,
                  clusterwide=not settings.namespaces, namespaces=settings.namespaces,
                  ready_flag=ready, stop_flag=stop)
     finally:
