@@ -155,8 +155,10 @@ def test_killing_the_operator_repeatedly_during_a_burst_leaves_one_job_per_targe
         operator.stop()
         jobs.stop()
     assert sum(len(v) for v in owned_jobs(kubectl, namespace).values()) == due
-    # The kills hit work in progress, or this test would prove nothing about resuming it.
-    assert all(after < due_then for _, after, due_then in kills), why
+    # A kill must hit work in progress, or this test would prove nothing about resuming it. How many
+    # do depends on how fast the operator is against the watch that triggers the kill (3 of 4 and
+    # 4 of 4 were seen), so at least one, not all.
+    assert any(after < due_then for _, after, due_then in kills), why
 
 
 # -- the API server stopped and started under a running operator ---------------------------

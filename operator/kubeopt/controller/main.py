@@ -44,6 +44,9 @@ def api_client() -> client.ApiClient:
         config.load_incluster_config(client_configuration=configuration)
     else:
         config.load_kube_config(client_configuration=configuration)
+    # One connection per handler thread: with urllib3's default of 10, every write beyond the tenth
+    # in flight opened a TLS connection and threw it away ("Connection pool is full").
+    configuration.connection_pool_maxsize = HANDLER_THREADS
     return client.ApiClient(configuration)
 
 
