@@ -318,10 +318,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     try:
         kubectl = Kubectl(kubeconfig)
         helm = Helm(binaries / "helm", work / "no-cluster.kubeconfig", work / "helm")
-        kubectl("apply", "-f", str(CRD))
-        # Right after the apply the CRD may have no conditions yet, and kubectl wait fails on that.
-        wait_for("the CRD", lambda: kubectl("wait", "--for=condition=Established", "crd/modeloptimizations.kubeopt.io",
-                                            "--timeout=30s", check=False).returncode == 0, 90)
+        kubectl.install_crd(CRD, "modeloptimizations.kubeopt.io", timeout=90)
         kubectl("create", "namespace", NAMESPACE)
         kubectl("label", "namespace", NAMESPACE, "pod-security.kubernetes.io/enforce=restricted")
         account, _ = service_account_kubeconfig(kubectl, helm, CHART, work / "operator.kubeconfig")

@@ -56,9 +56,8 @@ def _owner_uid(meta: Mapping[str, Any], kind: str, api_version_prefix: str) -> s
 def resource_uid(body: Mapping[str, Any]) -> str | None:
     """The UID of the resource a Job (or pod) belongs to: its uid label, else the Job's owner
     reference to a ModelOptimization; None for a pod of an older operator (see ``job_uid``)."""
-    meta = body.get("metadata") or {}
-    uid = (meta.get("labels") or {}).get(OPTIMIZATION_UID_LABEL)
-    return str(uid) if uid else _owner_uid(meta, KIND, f"{GROUP}/")
+    uid = _uid_label(body)
+    return uid if uid else _owner_uid(body.get("metadata") or {}, KIND, f"{GROUP}/")
 
 
 def job_uid(pod: Mapping[str, Any]) -> str | None:
@@ -76,8 +75,10 @@ def pod_key(pod: Mapping[str, Any]) -> Key | JobRef | None:
     return ("job", owner) if owner else None
 
 
-def _labelled(body: Mapping[str, Any]) -> bool:
-    return bool(((body.get("metadata") or {}).get("labels") or {}).get(OPTIMIZATION_UID_LABEL))
+def _uid_label(body: Mapping[str, Any]) -> str | None:
+    """The resource UID a Job or pod of this operator carries in its label; None for older ones."""
+    uid = ((body.get("metadata") or {}).get("labels") or {}).get(OPTIMIZATION_UID_LABEL)
+    return str(uid) if uid else None
 
 
 def _view(uid: Key, mopt_index: kopf.Index[Any, Any], job_index: kopf.Index[Any, Any],
@@ -89,7 +90,7 @@ def _view(uid: Key, mopt_index: kopf.Index[Any, Any], job_index: kopf.Index[Any,
     pods: dict[str, list[dict[str, Any]]] = {}
     found = list(pod_index.get(uid, ()))
     for job in jobs:
-        if not _labelled(job):
+        if _uid_label(job) is None:
             found += pod_index.get(("job", str(job["metadata"].get("uid"))), ())
     for pod in found:
         job_name = job_name_of_pod(pod)
