@@ -32,6 +32,7 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from kubeopt.api.spec import GROUP, KIND, PLURAL, VERSION
+from kubeopt.controller.apisession import bounded_session, connection_limit
 from kubeopt.controller.names import MANAGED_BY, MANAGED_BY_VALUE, OPTIMIZATION_UID_LABEL
 from kubeopt.controller.observe import job_name_of_pod
 from kubeopt.controller.reconcile import Key, Reconciler, View
@@ -170,8 +171,11 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, retries: R
         pool.settings = settings
 
     @kopf.on.login(id="login", registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    async def login(**kwargs: Any) -> kopf.AiohttpSession | None:
+        info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+        if info is None:
+            return None
+        return bounded_session(info, connection_limit(reconciler.settings.namespaces))
 
     @kopf.index(GROUP, VERSION, PLURAL, id="mopt_index", registry=registry)
     def mopt_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
