@@ -8,8 +8,9 @@ found by its owner reference; its pods by their Job's owner reference (a fourth,
 maps such Jobs to their resource). A name is never read back from a label: the human label
 holds a shortened form of a long name.
 
-A change of the resource (create, update, resume) or of one of its Jobs or pods reconciles
-that resource; its deletion drops its metric series. Every retry goes through kopf: a failed
+A change of the resource (create, update, resume) or of one of its Jobs or pods queues that
+resource for a reconcile (``WorkQueue``: once however many changes, 16 at a time); its deletion
+drops its metric series. Every retry goes through kopf: a failed
 reconcile, whatever triggered it, marks the resource for its ``retry`` daemon, which re-runs it
 and raises ``kopf.TemporaryError`` until it succeeds, with the server's Retry-After as the delay
 on a 429, so kopf calls it again after that delay. One retry loop per resource keeps a throttled
