@@ -16,7 +16,7 @@ from kubernetes import client, config
 from prometheus_client import CollectorRegistry
 
 from kubeopt.controller.cluster import KubeCluster
-from kubeopt.controller.handlers import register
+from kubeopt.controller.handlers import RECONCILE_WORKERS, register
 from kubeopt.controller.metrics import Metrics
 from kubeopt.controller.peering import Peering, peering_from_env
 from kubeopt.controller.reconcile import Reconciler
@@ -32,9 +32,10 @@ FINALIZER = "kubeopt.io/finalizer"  # kopf's, for the retry daemon; see README "
 # worker exits after WORKER_IDLE seconds (kopf's default is 5), which keeps the number of
 # concurrent workers, and with them kopf's TLS connections, down in a burst.
 WORKER_IDLE = 0.5
-# Threads running handlers (Python's default for two cores is 6); a reconcile mostly waits on
-# the API server, so more of them keep more Job creations in flight.
-HANDLER_THREADS = 16
+# Threads running handlers (Python's default for two cores is 6): one per reconcile worker
+# (handlers.py); a reconcile mostly waits on the API server, so more of them keep more Job
+# creations in flight.
+HANDLER_THREADS = RECONCILE_WORKERS
 
 
 def api_client() -> client.ApiClient:

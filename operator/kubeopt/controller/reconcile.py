@@ -146,7 +146,12 @@ class Reconciler:
         except ValidationError as error:
             self._write(key, body, memory, owner, self._invalid(owner, previous, describe(error)))
             return
-        self._act(view, owner, spec, previous, memory)
+        rejected = self._act(view, owner, spec, previous, memory)
+        if rejected:
+            # A refused Job's failure is the target's record from now on; its Event is posted,
+            # so _announce compares against it and does not announce it again.
+            kept = [t for t in previous.targets if t.name not in rejected]
+            previous = previous.model_copy(update={"targets": kept + list(rejected.values())})
         status = self._status(view, owner, spec, previous)
         self._write(key, body, memory, owner, status)
         self._announce(body, owner, previous, status)
@@ -156,7 +161,9 @@ class Reconciler:
         return ModelOptimizationStatus.model_validate(raw)
 
     def _act(self, view: View, owner: Owner, spec: ModelOptimizationSpec, previous: ModelOptimizationStatus,
-             memory: _Memory) -> None:
+             memory: _Memory) -> dict[str, TargetStatus]:
+        """Delete, suspend and create Jobs as planned; returns the failed status of each target
+        whose Job the API server refused."""
         seen = {str(j["metadata"]["name"]) for j in view.jobs}
         memory.in_flight -= seen
         memory.in_flight &= set(expected_names(owner, spec).values())  # names of older work are moot
@@ -172,6 +179,7 @@ class Reconciler:
                                f"suspended Job {name} ({why})" if suspend else f"resumed Job {name}")
         for name, ttl in plan.ttl:
             self.cluster.patch_job(owner.namespace, name, {"ttlSecondsAfterFinished": ttl})
+        rejected: dict[str, TargetStatus] = {}
         creates = list(plan.create)
         while creates:
             target = creates.pop(0)
@@ -181,8 +189,7 @@ class Reconciler:
             except JobRejected as refused:
                 # Recorded as done, so no plan creates this Job again (no retry storm); its slot
                 # is free, so plan the creates again: the next target may take it.
-                failed = recorded[target.name] = refused.failed_status(target.name)
-                previous.targets[:] = [t for t in previous.targets if t.name != target.name] + [failed]
+                failed = recorded[target.name] = rejected[target.name] = refused.failed_status(target.name)
                 self.cluster.event(view.body, "JobRejected", f"target {target.name}: {failed.message}",
                                    warning=True)
                 creates = list(make_plan(owner, spec, view.jobs, recorded, memory.in_flight).create)
@@ -192,6 +199,7 @@ class Reconciler:
                 self.metrics.jobs_created.labels(namespace=owner.namespace).inc()
                 self.cluster.event(view.body, "JobCreated",
                                    f"target {target.name}: created Job {job['metadata']['name']}")
+        return rejected
 
     def _status(self, view: View, owner: Owner, spec: ModelOptimizationSpec,
                 previous: ModelOptimizationStatus) -> ModelOptimizationStatus:
