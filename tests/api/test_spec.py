@@ -92,8 +92,8 @@ def test_tf_trt_of_a_keras_file_is_rejected_saying_to_export_a_savedmodel() -> N
 
 def test_the_onnx_backends_accept_every_model_format() -> None:
     for fmt in ("onnx", "torchscript", "torch-export", "tensorflow-savedmodel", "keras"):
-        document = with_spec(model={**TORCH_EXPORT, "format": fmt},
-                             targets=[{"name": "ort", "backend": "onnxruntime"}, {"name": "trt", "backend": "tensorrt"}])
+        targets = [{"name": "ort", "backend": "onnxruntime"}, {"name": "trt", "backend": "tensorrt"}]
+        document = with_spec(model={**TORCH_EXPORT, "format": fmt}, targets=targets)
 
         assert parse_resource(document).spec.model.format.value == fmt
 

@@ -76,11 +76,17 @@ class TensorSpec(Model):
         return self
 
 
+def _format_doc() -> str:
+    limited = "; ".join(f"{d.name.value} takes {names(d.formats, ModelFormat)} only"
+                        for d in BACKENDS.values() if d.formats != frozenset(ModelFormat))
+    return f"Serialization format of the model: {', '.join(ModelFormat)} ({limited}; the others take every format)."
+
+
 class ModelSource(Model):
     """Where the trained model is and how to read it."""
 
     uri: str = Field(min_length=1, description="Model location: s3://bucket/key, file:///path or a path.")
-    format: ModelFormat = Field(description="Serialization format of the model.")
+    format: ModelFormat = Field(description=_format_doc())
     inputs: list[TensorSpec] = Field(min_length=1, description="The model's inputs, in call order.")
     task: Task = Field(
         default=Task.GENERIC,
