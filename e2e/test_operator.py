@@ -184,7 +184,8 @@ INVALID = [
     ("options-of-another-backend", [{**ORT, "tensorrt": {}}], "options block tensorrt is only for backend tensorrt"),
     ("duplicate-target-names", [ORT, ORT], "target names must be unique"),
     ("fp8-outside-torch-compile", [{**ORT, "precision": "fp8"}],
-     "spec.targets[].precision: target ort (fp8): backend onnxruntime builds fp32, fp16, int8 on a CPU"),
+     "spec.targets[].precision: a target of backend onnxruntime asks for a precision it does not build there; "
+     "onnxruntime builds fp32, fp16, int8 on a CPU"),
     ("unknown-precision", [{**ORT, "precision": "fp64"}], 'spec.targets[0].precision: Unsupported value: "fp64"'),
 ]
 
@@ -203,21 +204,21 @@ def test_invalid_spec_is_rejected_at_admission_with_the_fields_message(
 # What a backend does not support (kubeopt.api.backends), refused by the CRD's CEL rules with the field named.
 UNSUPPORTED = [
     ("gpu-backend-on-a-cpu", [{"name": "trt", "backend": "tensorrt"}], {},
-     "spec.targets[].backend: target trt: backend tensorrt needs a GPU (spec.resources.gpu is 0)"),
+     "spec.targets[].backend: backend tensorrt needs a GPU (spec.resources.gpu is 0)"),
     ("precision-on-a-cpu", [{"name": "tc", "backend": "torch-compile", "precision": "fp8"}],
      {"model": {"uri": "s3://models/m.pt2", "format": "torch-export", "inputs": [{"name": "x", "shape": [-1, 4]}]}},
-     "spec.targets[].precision: target tc (fp8): backend torch-compile builds fp32, fp16, bf16, int8 on a CPU"),
+     "spec.targets[].precision: a target of backend torch-compile asks for a precision it does not build there; "
+     "torch-compile builds fp32, fp16, bf16, int8 on a CPU"),
     ("torch-compile-of-torchscript", [{"name": "tc", "backend": "torch-compile"}],
      {"model": {"uri": "s3://models/m.ts", "format": "torchscript", "inputs": [{"name": "x", "shape": [-1, 4]}]}},
-     "spec.model.format: torchscript (target tc): backend torch-compile accepts torch-export only"),
+     "spec.model.format: backend torch-compile accepts torch-export only"),
     ("tf-trt-of-keras", [{"name": "tf", "backend": "tf-trt"}],
      {"model": {"uri": "s3://models/m.keras", "format": "keras", "inputs": [{"name": "x", "shape": [-1, 4]}]},
       "resources": {"gpu": 1}},
-     "spec.model.format: keras (target tf): backend tf-trt accepts tensorflow-savedmodel only"),
+     "spec.model.format: backend tf-trt accepts tensorflow-savedmodel only"),
     ("calibration-method-the-backend-lacks", [{**ORT, "precision": "int8"}],
      {"calibration": {"uri": "s3://models/c.npz", "method": "histogram"}},
-     "spec.calibration.method: histogram (int8 target ort): backend onnxruntime calibrates int8 with entropy, "
-     "minmax, percentile only"),
+     "spec.calibration.method: backend onnxruntime calibrates int8 with entropy, minmax, percentile only"),
 ]
 
 
