@@ -4,7 +4,9 @@ These models are the single source of the resource's shape: the CRD's OpenAPI sc
 generated from them (``kubeopt.api.crd``), the worker parses the same YAML a user applies,
 and the controller reads the same fields. Every field carries a description so that
 ``kubectl explain`` helps. Cross-field rules live in ``ModelOptimizationSpec``'s validator
-and are mirrored as CEL rules in the CRD so the API server rejects the same specs.
+and are mirrored as CEL rules in the CRD so the API server rejects the same specs. What a
+backend supports (precisions per device kind, formats, calibration methods, Triton) is read
+from its description in ``kubeopt.api.backends``, never spelled out here.
 """
 
 from __future__ import annotations
@@ -132,11 +134,6 @@ class Target(Model):
     tf_trt: TfTrtOptions | None = Field(default=None, description=_options_doc(BackendName.TF_TRT))
     onnxruntime: OnnxRuntimeOptions | None = Field(default=None, description=_options_doc(BackendName.ONNXRUNTIME))
     torch_compile: TorchCompileOptions | None = Field(default=None, description=_options_doc(BackendName.TORCH_COMPILE))
-
-    def options(self) -> Model | None:
-        """The options block of this target's own backend (None: its defaults)."""
-        value: Model | None = getattr(self, option_field(self.backend))
-        return value
 
 
 class Calibration(Model):
