@@ -183,7 +183,9 @@ INVALID = [
     ("int8-without-calibration", [{**ORT, "precision": "int8"}], "int8 targets need spec.calibration"),
     ("options-of-another-backend", [{**ORT, "tensorrt": {}}], "options block tensorrt is only for backend tensorrt"),
     ("duplicate-target-names", [ORT, ORT], "target names must be unique"),
-    ("fp8-outside-torch-compile", [{**ORT, "precision": "fp8"}], "precision fp8 is only for backend torch-compile"),
+    ("fp8-outside-torch-compile", [{**ORT, "precision": "fp8"}],
+     "spec.targets[].precision: a target of backend onnxruntime asks for a precision it does not build there; "
+     "onnxruntime builds fp32, fp16, int8 on a CPU"),
     ("unknown-precision", [{**ORT, "precision": "fp64"}], 'spec.targets[0].precision: Unsupported value: "fp64"'),
 ]
 
@@ -197,6 +199,52 @@ def test_invalid_spec_is_rejected_at_admission_with_the_fields_message(
 
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
+
+
+# What a backend does not support (kubeopt.api.backends), refused by the CRD's CEL rules with the field named.
+UNSUPPORTED = [
+    ("gpu-backend-on-a-cpu", [{"name": "trt", "backend": "tensorrt"}], {},
+     "spec.targets[].backend: backend tensorrt needs a GPU (spec.resources.gpu is 0)"),
+    ("precision-on-a-cpu", [{"name": "tc", "backend": "torch-compile", "precision": "fp8"}],
+     {"model": {"uri": "s3://models/m.pt2", "format": "torch-export", "inputs": [{"name": "x", "shape": [-1, 4]}]}},
+     "spec.targets[].precision: a target of backend torch-compile asks for a precision it does not build there; "
+     "torch-compile builds fp32, fp16, bf16, int8 on a CPU"),
+    ("torch-compile-of-torchscript", [{"name": "tc", "backend": "torch-compile"}],
+     {"model": {"uri": "s3://models/m.ts", "format": "torchscript", "inputs": [{"name": "x", "shape": [-1, 4]}]}},
+     "spec.model.format: backend torch-compile accepts torch-export only"),
+    ("tf-trt-of-keras", [{"name": "tf", "backend": "tf-trt"}],
+     {"model": {"uri": "s3://models/m.keras", "format": "keras", "inputs": [{"name": "x", "shape": [-1, 4]}]},
+      "resources": {"gpu": 1}},
+     "spec.model.format: backend tf-trt accepts tensorflow-savedmodel only"),
+    ("calibration-method-the-backend-lacks", [{**ORT, "precision": "int8"}],
+     {"calibration": {"uri": "s3://models/c.npz", "method": "histogram"}},
+     "spec.calibration.method: backend onnxruntime calibrates int8 with entropy, minmax, percentile only"),
+]
+
+
+@pytest.mark.parametrize(("name", "targets", "spec", "message"), UNSUPPORTED, ids=[case[0] for case in UNSUPPORTED])
+def test_what_a_backend_does_not_support_is_refused_by_the_api_server_naming_the_field(
+        kubectl: Kubectl, crd: None, name: str, targets: list[dict[str, Any]], spec: dict[str, Any],
+        message: str) -> None:
+    manifest = yaml.safe_dump(resource(name, "default", targets, **spec))
+
+    result = kubectl("apply", "--server-side", "-f", "-", input=manifest, check=False)
+
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+
+
+def test_what_a_backend_supports_is_admitted(kubectl: Kubectl, crd: None) -> None:
+    model = {"uri": "s3://models/m.pt2", "format": "torch-export", "inputs": [{"name": "x", "shape": [-1, 4]}]}
+    targets = [{"name": "tc-fp8", "backend": "torch-compile", "precision": "fp8"},
+               {"name": "tc-int8", "backend": "torch-compile", "precision": "int8"},
+               {"name": "trt-int8", "backend": "tensorrt", "precision": "int8"}]
+    manifest = yaml.safe_dump(resource("supported", "default", targets, model=model, resources={"gpu": 1},
+                                       calibration={"uri": "s3://models/c.npz", "method": "minmax"}))
+
+    result = kubectl("apply", "--server-side", "--dry-run=server", "-f", "-", input=manifest, check=False)
+
+    assert result.returncode == 0, result.stderr
 
 
 # -- b) least privilege ------------------------------------------------------------------------

@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     crd = commands.add_parser("crd", help="print the CRD generated from the API models")
     crd.add_argument("--output-dir", type=Path, help="write crds/ files here instead of printing")
+    commands.add_parser("backends", help="print the backend table (Markdown) the README carries")
     operator = commands.add_parser("operator", help="run the controller (kopf)")
     operator.add_argument("--namespace", action="append", help="watch only these namespaces")
     operator.add_argument("--metrics-port", type=int, default=8080)
@@ -43,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.command == "crd":
         return _crd(args.output_dir)
+    if args.command == "backends":
+        from kubeopt.api.backends import backend_table
+
+        sys.stdout.write(backend_table())
+        return 0
     if args.command == "operator":
         from kubeopt.controller.main import run_operator
 

@@ -56,7 +56,8 @@ def test_scratch_space_is_an_empty_dir_at_workspace_and_tmp(settings: OperatorSe
 
 def test_gpu_limit_is_set_only_when_gpus_are_asked_for(settings: OperatorSettings) -> None:
     with_gpu = _container(_build(settings, resources={"gpu": 2, "memory": "8Gi"}))["resources"]
-    without = _container(_build(settings, resources={"gpu": 0}))["resources"]
+    cpu_only = [{"name": "ort-fp32", "backend": "onnxruntime"}]  # tensorrt needs a GPU: refused with gpu 0
+    without = _container(_build(settings, resources={"gpu": 0}, targets=cpu_only))["resources"]
 
     assert with_gpu["limits"] == {"nvidia.com/gpu": "2", "memory": "8Gi"}
     assert with_gpu["requests"] == {"memory": "8Gi"}

@@ -120,23 +120,28 @@ def test_calibration_data_of_the_wrong_shape_is_calibration_data_invalid(
 def test_tensorrt_without_tensorrt_installed_is_backend_unavailable_naming_the_image(
         tmp_path: Path, digits: dict[str, Path]) -> None:
     resource = digits_resource(digits["onnx"], "onnx", tmp_path / "out",
-                               [{"name": "trt", "backend": "tensorrt", "precision": "fp16"}])
+                               [{"name": "trt", "backend": "tensorrt", "precision": "fp16"}], resources={"gpu": 1})
 
     message = assert_failed(tmp_path, resource, Reason.BACKEND_UNAVAILABLE, "tensorrt is not installed")
     assert "kubeopt-worker-tensorrt" in message["targets"][0]["message"]
 
 
-def test_tf_trt_without_tensorflow_is_backend_unavailable(tmp_path: Path, digits: dict[str, Path]) -> None:
-    resource = digits_resource(digits["onnx"], "onnx", tmp_path / "out", [{"name": "tftrt", "backend": "tf-trt"}])
+def test_tf_trt_of_an_onnx_model_is_invalid_spec_naming_the_format_it_reads(
+        tmp_path: Path, digits: dict[str, Path]) -> None:
+    resource = digits_resource(digits["onnx"], "onnx", tmp_path / "out", [{"name": "tftrt", "backend": "tf-trt"}],
+                               resources={"gpu": 1})
 
-    assert_failed(tmp_path, resource, Reason.BACKEND_UNAVAILABLE, "TensorFlow <= 2.17")
+    assert_failed(tmp_path, resource, Reason.INVALID_SPEC,
+                  "spec.model.format: backend tf-trt (target tftrt) does not accept onnx; it accepts "
+                  "tensorflow-savedmodel")
 
 
 def test_torch_compile_of_an_onnx_model_is_invalid_spec(tmp_path: Path, digits: dict[str, Path]) -> None:
     resource = digits_resource(digits["onnx"], "onnx", tmp_path / "out",
                                [{"name": "tc", "backend": "torch-compile"}])
 
-    assert_failed(tmp_path, resource, Reason.INVALID_SPEC, "torch-compile needs model.format torch-export")
+    assert_failed(tmp_path, resource, Reason.INVALID_SPEC,
+                  "spec.model.format: backend torch-compile (target tc) does not accept onnx; it accepts torch-export")
 
 
 def test_target_over_the_accuracy_budget_is_never_published(tmp_path: Path, digits: dict[str, Path]) -> None:
@@ -164,11 +169,13 @@ def test_unwritable_output_is_storage_error(tmp_path: Path, digits: dict[str, Pa
     assert_failed(tmp_path, resource, Reason.STORAGE_ERROR, "check output.uri")
 
 
-def test_fp8_target_on_a_cpu_is_invalid_spec_naming_the_gpus_it_needs(tmp_path: Path, digits: dict[str, Path]) -> None:
+def test_fp8_target_that_lands_on_a_cpu_is_invalid_spec_naming_what_a_cpu_builds(
+        tmp_path: Path, digits: dict[str, Path]) -> None:
     targets = [{"name": "compile-fp8", "backend": "torch-compile", "precision": "fp8"}]
-    resource = digits_resource(digits["pt2"], "torch-export", tmp_path / "out", targets)
+    resource = digits_resource(digits["pt2"], "torch-export", tmp_path / "out", targets, resources={"gpu": 1})
 
-    assert_failed(tmp_path, resource, Reason.INVALID_SPEC, "precision fp8 needs a GPU with FP8 tensor cores")
+    assert_failed(tmp_path, resource, Reason.INVALID_SPEC, "target compile-fp8: backend torch-compile builds fp32, "
+                  "fp16, bf16, int8 on a CPU (this run's device: cpu), not fp8")
 
 
 def test_precision_the_backend_does_not_have_is_invalid_spec_naming_what_it_has(
@@ -176,4 +183,5 @@ def test_precision_the_backend_does_not_have_is_invalid_spec_naming_what_it_has(
     targets = [{"name": "ort-bf16", "backend": "onnxruntime", "precision": "bf16"}]
     resource = digits_resource(digits["onnx"], "onnx", tmp_path / "out", targets)
 
-    assert_failed(tmp_path, resource, Reason.INVALID_SPEC, "backend onnxruntime supports fp32, fp16, int8, not bf16")
+    assert_failed(tmp_path, resource, Reason.INVALID_SPEC,
+                  "spec.targets[0] (ort-bf16).precision: backend onnxruntime does not build bf16 on a CPU")

@@ -78,6 +78,15 @@ def test_calibration_provenance_records_data_digest_samples_and_method(run: dict
     assert provenance["quantizedNodes"]["QuantizeLinear"] > 0
 
 
+def test_calibration_provenance_records_the_tool_and_the_algorithm_that_ran(run: dict[str, Any]) -> None:
+    ort = json.loads((run["out"] / "ort-int8" / "calibration.json").read_text())
+    torch = json.loads((run["out"] / "compile-int8" / "calibration.json").read_text())
+
+    assert (ort["algorithm"], ort["tool"].split(" (")[0]) == ("MinMax", "onnxruntime.quantization.quantize_static")
+    assert (torch["algorithm"], torch["tool"].split(" (")[0]) == ("MinMaxObserver", "torchao.pt2e X86InductorQuantizer")
+    assert "percentile" not in ort and "percentile" not in torch
+
+
 def test_every_published_artifact_verifies_against_its_manifest(run: dict[str, Any]) -> None:
     for target in ("ort-fp32", "ort-int8", "compile-int8"):
         entries = {e.path for e in verify(LocalStore(), parse_uri(str(run["out"] / target)))}

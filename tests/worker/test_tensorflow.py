@@ -67,6 +67,7 @@ def test_tensorflow_model_is_converted_calibrated_and_matches_tensorflow(
 def test_tf_trt_on_tensorflow_without_tf_trt_names_the_image(keras_digits: dict[str, Path], tmp_path: Path) -> None:
     spec = resource(keras_digits["saved_model"], "tensorflow-savedmodel", keras_digits, tmp_path / "out")
     spec["spec"]["targets"] = [{"name": "tftrt", "backend": "tf-trt", "precision": "fp16"}]
+    spec["spec"]["resources"] = {"gpu": 1}  # tf-trt needs a GPU; this run lands on the CPU
 
     code, _, message = run_kubeopt(tmp_path, spec)
 

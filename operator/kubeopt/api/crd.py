@@ -4,7 +4,8 @@ Pydantic's JSON schema is turned into a Kubernetes structural schema: ``$ref`` i
 ``Optional[X]`` collapsed to ``X``, defaults dropped (the worker owns defaults, so a spec
 means the same with or without admission defaulting), and free-form maps marked with
 ``x-kubernetes-preserve-unknown-fields``. Cross-field rules become CEL
-``x-kubernetes-validations`` that mirror ``spec.cross_field_errors``.
+``x-kubernetes-validations`` that mirror ``spec.cross_field_errors`` (those that come from the
+backend descriptions are written by ``kubeopt.api.backend_rules``).
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from pydantic.alias_generators import to_camel
 
+from kubeopt.api.backend_rules import spec_rules, target_rules
 from kubeopt.api.spec import (
     GROUP,
     KIND,
-    OPTION_FIELD_BY_BACKEND,
     PLURAL,
     SHORT_NAMES,
     SINGULAR,
@@ -95,23 +95,9 @@ def spec_schema() -> dict[str, Any]:
             "message": "spec.selection.batchSize must be one of spec.benchmark.batchSizes",
             "fieldPath": ".selection.batchSize",
         },
-        {
-            "rule": "!has(self.output.layout) || self.output.layout != 'triton' || "
-            "self.targets.all(t, t.backend in ['onnxruntime', 'tensorrt'])",
-            "message": "output.layout triton serves onnxruntime and tensorrt targets only",
-            "fieldPath": ".output.layout",
-        },
+        *spec_rules(),  # from the backend descriptions: precision, format, method, Triton layout
     ]
-    schema["properties"]["targets"]["items"]["x-kubernetes-validations"] = [
-        *({
-            "rule": f"!has(self.{to_camel(field)}) || self.backend == '{backend.value}'",
-            "message": f"options block {to_camel(field)} is only for backend {backend.value}",
-        } for backend, field in OPTION_FIELD_BY_BACKEND.items()),
-        {
-            "rule": "!has(self.precision) || self.precision != 'fp8' || self.backend == 'torch-compile'",
-            "message": "precision fp8 is only for backend torch-compile",
-        },
-    ]
+    schema["properties"]["targets"]["items"]["x-kubernetes-validations"] = target_rules()
     return schema
 
 

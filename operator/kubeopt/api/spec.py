@@ -4,7 +4,9 @@ These models are the single source of the resource's shape: the CRD's OpenAPI sc
 generated from them (``kubeopt.api.crd``), the worker parses the same YAML a user applies,
 and the controller reads the same fields. Every field carries a description so that
 ``kubectl explain`` helps. Cross-field rules live in ``ModelOptimizationSpec``'s validator
-and are mirrored as CEL rules in the CRD so the API server rejects the same specs.
+and are mirrored as CEL rules in the CRD so the API server rejects the same specs. What a
+backend supports (precisions per device kind, formats, calibration methods, Triton) is read
+from its description in ``kubeopt.api.backends``, never spelled out here.
 """
 
 from __future__ import annotations
@@ -13,7 +15,21 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+
+from kubeopt.api.backends import (
+    BACKENDS,
+    BackendName,
+    CalibrationMethod,
+    DeviceKind,
+    ModelFormat,
+    Precision,
+    image_key,
+    names,
+    option_field,
+    triton_backends,
+)
+from kubeopt.api.base import Model
+from kubeopt.api.options import OnnxRuntimeOptions, TensorRTOptions, TfTrtOptions, TorchCompileOptions
 
 GROUP = "kubeopt.io"
 VERSION = "v1alpha1"
@@ -24,47 +40,9 @@ SHORT_NAMES = ["mopt"]
 TARGET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
-class Model(BaseModel):
-    """Base of every spec model: camelCase on the wire, unknown fields rejected."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True,
-        use_enum_values=False,
-    )
-
-
-class ModelFormat(StrEnum):
-    ONNX = "onnx"
-    TORCHSCRIPT = "torchscript"
-    TORCH_EXPORT = "torch-export"
-    TENSORFLOW_SAVEDMODEL = "tensorflow-savedmodel"
-    KERAS = "keras"
-
-
 class Task(StrEnum):
     CLASSIFICATION = "classification"
     GENERIC = "generic"
-
-
-class BackendName(StrEnum):
-    TENSORRT = "tensorrt"
-    TF_TRT = "tf-trt"
-    ONNXRUNTIME = "onnxruntime"
-    TORCH_COMPILE = "torch-compile"
-
-
-class Precision(StrEnum):
-    FP32 = "fp32"
-    FP16 = "fp16"
-    BF16 = "bf16"
-    INT8 = "int8"
-    FP8 = "fp8"
-
-
-class CalibrationMethod(StrEnum):
-    ENTROPY = "entropy"
-    MINMAX = "minmax"
-    PERCENTILE = "percentile"
 
 
 class Objective(StrEnum):
@@ -100,11 +78,17 @@ class TensorSpec(Model):
         return self
 
 
+def _format_doc() -> str:
+    limited = "; ".join(f"{d.name.value} takes {names(d.formats, ModelFormat)} only"
+                        for d in BACKENDS.values() if d.formats != frozenset(ModelFormat))
+    return f"Serialization format of the model: {', '.join(ModelFormat)} ({limited}; the others take every format)."
+
+
 class ModelSource(Model):
     """Where the trained model is and how to read it."""
 
     uri: str = Field(min_length=1, description="Model location: s3://bucket/key, file:///path or a path.")
-    format: ModelFormat = Field(description="Serialization format of the model.")
+    format: ModelFormat = Field(description=_format_doc())
     inputs: list[TensorSpec] = Field(min_length=1, description="The model's inputs, in call order.")
     task: Task = Field(
         default=Task.GENERIC,
@@ -122,121 +106,34 @@ class Preprocessing(Model):
     std: list[float] = Field(default_factory=lambda: [1.0], description="Per-channel std divided by.")
 
 
-class TensorRTOptions(Model):
-    """TensorRT 10/11 engine build options (ONNX parser, strongly typed network)."""
-
-    workspace_bytes: int = Field(default=4 << 30, ge=1 << 20, description="Workspace memory pool limit.")
-    builder_optimization_level: int = Field(default=3, ge=0, le=5, description="0 (fast build) to 5.")
-    timing_cache: bool = Field(default=True, description="Save and reuse the timing cache with artifacts.")
-    opt_batch_size: int | None = Field(
-        default=None, ge=1,
-        description="Batch size the optimization profile tunes for (default: the largest benchmark size).",
-    )
-    max_batch_size: int | None = Field(
-        default=None, ge=1, description="Largest batch of the profile (default: the largest benchmark size)."
-    )
-    quantizer: str = Field(
-        default="auto", pattern=r"^(auto|modelopt|onnxruntime)$",
-        description="Who writes the Q/DQ ONNX for int8: NVIDIA ModelOpt where installed, else ONNX Runtime.",
-    )
+def _precision_doc() -> str:
+    built = "; ".join(f"{d.name.value}: {d.supported_text(DeviceKind.CPU)} on a CPU, "
+                      f"{d.supported_text(DeviceKind.GPU)} on a GPU" for d in BACKENDS.values())
+    return (f"{', '.join(Precision)}. What each backend builds ({built}). int8 is calibrated on a CPU and for "
+            "TensorRT/ONNX Runtime; torch-compile int8 on a GPU runs linear and 1x1 convolution GEMMs in int8 with "
+            "run-time activation scales and the rest in fp16; fp8 (torch-compile on GPUs with compute capability "
+            "8.9+) runs float8 e4m3 linear layers and the rest in bf16.")
 
 
-class TfTrtOptions(Model):
-    """TF-TRT (TrtGraphConverterV2) options, named as in the TF1 API the lecture teaches."""
-
-    minimum_segment_size: int = Field(default=3, ge=1, description="Smallest subgraph TensorRT takes over.")
-    is_dynamic_op: bool = Field(
-        default=True,
-        description="true: engines built at run time for the shapes seen; false: engines built ahead "
-        "with converter.build() and allow_build_at_runtime=False.",
-    )
-    max_batch_size: int = Field(default=32, ge=1, description="Largest batch engines are built for.")
-    max_workspace_size_bytes: int = Field(default=1 << 30, ge=1 << 20, description="Workspace per engine.")
-    maximum_cached_engines: int = Field(default=1, ge=1, description="Engines cached per TRT op.")
-
-
-class OnnxRuntimeOptions(Model):
-    """ONNX Runtime session and quantization options."""
-
-    graph_optimization_level: str = Field(
-        default="all", pattern=r"^(disable|basic|extended|all)$", description="disable, basic, extended or all."
-    )
-    intra_op_threads: int = Field(default=0, ge=0, description="Threads inside an operator (0: runtime picks).")
-    inter_op_threads: int = Field(default=0, ge=0, description="Threads across operators (0: runtime picks).")
-    execution_provider: str = Field(
-        default="auto",
-        pattern=r"^(auto|CPUExecutionProvider|CUDAExecutionProvider|TensorrtExecutionProvider)$",
-        description="auto picks TensorRT, then CUDA, then CPU among the providers installed.",
-    )
-    per_channel: bool = Field(default=True, description="int8: per-channel weight scales.")
-    activation_type: str = Field(
-        default="uint8", pattern=r"^(uint8|int8)$",
-        description="int8 activations: uint8 (U8S8, fastest on x86 VNNI) or int8 (S8S8, symmetric).",
-    )
-
-
-class TorchCompileOptions(Model):
-    """torch.compile arguments, as the lecture lists them, plus layout."""
-
-    mode: str = Field(
-        default="default", pattern=r"^(default|reduce-overhead|max-autotune|max-autotune-no-cudagraphs)$",
-        description="default, reduce-overhead (CUDA graphs), max-autotune or max-autotune-no-cudagraphs.",
-    )
-    fullgraph: bool = Field(default=False, description="Fail instead of falling back on graph breaks.")
-    dynamic: bool | None = Field(
-        default=None,
-        description="true: one graph with a symbolic batch; false or unset: one static graph per batch size.",
-    )
-    backend: str = Field(default="inductor", min_length=1, description="Any registered torch.compile backend.")
-    options: dict[str, bool | int | float | str] = Field(
-        default_factory=dict, description="Backend options, e.g. {\"epilogue_fusion\": true}."
-    )
-    channels_last: bool = Field(default=False, description="Convert 4-D inputs and weights to channels-last.")
-    cudnn_benchmark: bool = Field(
-        default=True,
-        description="On a GPU, let cuDNN time its convolution algorithms once per static shape and keep the "
-        "fastest (the graphs are static per batch size, so this pays once).",
-    )
-    conv_epilogue_fusion: bool = Field(
-        default=True,
-        description="On a GPU, for torch-export models: fold batch norm into the preceding convolution and run "
-        "conv+bias+ReLU and conv+bias+residual-add+ReLU as single cuDNN fused calls instead of a convolution "
-        "followed by separate elementwise kernels (with int8, the convolutions that stay fp16). Ignored on a CPU "
-        "and for TorchScript models.",
-    )
+def _options_doc(backend: BackendName) -> str:
+    return f"Options when backend is {backend.value}."
 
 
 class Target(Model):
     """One backend x precision combination to build, validate and benchmark."""
 
+    # One options field per backend, named option_field(backend); a test keeps them in step with BACKENDS.
+
     name: str = Field(
         min_length=1, max_length=30, pattern=TARGET_NAME_PATTERN,
         description="Unique name, a DNS label of at most 30 characters.",
     )
-    backend: BackendName = Field(description="tensorrt, tf-trt, onnxruntime or torch-compile.")
-    precision: Precision = Field(
-        default=Precision.FP32,
-        description="fp32, fp16, bf16, int8 (calibrated on a CPU and for TensorRT/ONNX Runtime; torch-compile on "
-        "a GPU: int8 linear and 1x1 convolution GEMMs with run-time activation scales, the rest fp16), or fp8 "
-        "(torch-compile on GPUs with compute capability 8.9+: float8 e4m3 linear layers, the rest bf16).",
-    )
-    tensorrt: TensorRTOptions | None = Field(default=None, description="Options when backend is tensorrt.")
-    tf_trt: TfTrtOptions | None = Field(default=None, description="Options when backend is tf-trt.")
-    onnxruntime: OnnxRuntimeOptions | None = Field(default=None, description="Options when backend is onnxruntime.")
-    torch_compile: TorchCompileOptions | None = Field(
-        default=None, description="Options when backend is torch-compile."
-    )
-
-
-OPTION_FIELD_BY_BACKEND: dict[BackendName, str] = {
-    BackendName.TENSORRT: "tensorrt",
-    BackendName.TF_TRT: "tf_trt",
-    BackendName.ONNXRUNTIME: "onnxruntime",
-    BackendName.TORCH_COMPILE: "torch_compile",
-}
-
-
-TRITON_BACKENDS = frozenset({BackendName.ONNXRUNTIME, BackendName.TENSORRT})
+    backend: BackendName = Field(description=f"{', '.join(BackendName)}.")
+    precision: Precision = Field(default=Precision.FP32, description=_precision_doc())
+    tensorrt: TensorRTOptions | None = Field(default=None, description=_options_doc(BackendName.TENSORRT))
+    tf_trt: TfTrtOptions | None = Field(default=None, description=_options_doc(BackendName.TF_TRT))
+    onnxruntime: OnnxRuntimeOptions | None = Field(default=None, description=_options_doc(BackendName.ONNXRUNTIME))
+    torch_compile: TorchCompileOptions | None = Field(default=None, description=_options_doc(BackendName.TORCH_COMPILE))
 
 
 class Calibration(Model):
@@ -245,8 +142,18 @@ class Calibration(Model):
     uri: str = Field(min_length=1, description="An .npz keyed by input name, or a folder of images.")
     samples: int = Field(default=512, ge=1, description="How many samples to calibrate on.")
     batch_size: int = Field(default=32, ge=1, description="Calibration batch size.")
-    method: CalibrationMethod = Field(default=CalibrationMethod.ENTROPY, description="entropy, minmax, percentile.")
+    method: CalibrationMethod | None = Field(
+        default=None,
+        description=f"{', '.join(CalibrationMethod)}. Unset: each backend's default ("
+        + "; ".join(f"{d.name.value}: {d.default_method.value}" for d in BACKENDS.values())
+        + "). A backend that does not offer the method refuses the spec: "
+        + "; ".join(f"{d.name.value} offers {', '.join(d.calibration_methods)}" for d in BACKENDS.values()) + ".",
+    )
     percentile: float = Field(default=99.999, gt=90.0, le=100.0, description="Percentile for method percentile.")
+
+    def method_for(self, backend: BackendName) -> CalibrationMethod:
+        """The method a backend calibrates with: the spec's, else the backend's default."""
+        return self.method or BACKENDS[backend].default_method
 
 
 class AccuracyBudget(Model):
@@ -343,17 +250,28 @@ class Resources(Model):
     tolerations: list[Toleration] = Field(default_factory=list, description="Tolerations for GPU taints.")
 
 
+def _image_doc(backend: BackendName) -> str:
+    return f"Image for {backend.value} targets (the operator's default: chart value workerImages.{image_key(backend)})."
+
+
 class Images(Model):
     """Worker image overrides; unset fields use the operator's defaults."""
 
+    # One field per backend, named option_field(backend) like Target's options blocks (a test checks).
+
     default: str | None = Field(default=None, description="Image for every backend without its own.")
-    tensorrt: str | None = Field(default=None, description="Image for tensorrt targets.")
-    tf_trt: str | None = Field(default=None, description="Image for tf-trt targets (TensorFlow <= 2.17).")
-    onnxruntime: str | None = Field(default=None, description="Image for onnxruntime targets.")
-    torch_compile: str | None = Field(default=None, description="Image for torch-compile targets.")
+    tensorrt: str | None = Field(default=None, description=_image_doc(BackendName.TENSORRT))
+    tf_trt: str | None = Field(default=None, description=_image_doc(BackendName.TF_TRT))
+    onnxruntime: str | None = Field(default=None, description=_image_doc(BackendName.ONNXRUNTIME))
+    torch_compile: str | None = Field(default=None, description=_image_doc(BackendName.TORCH_COMPILE))
     pull_policy: str = Field(
         default="IfNotPresent", pattern=r"^(Always|IfNotPresent|Never)$", description="Image pull policy."
     )
+
+    def for_backend(self, backend: BackendName) -> str | None:
+        """The spec's own image for a backend, if it names one."""
+        value: str | None = getattr(self, option_field(backend))
+        return value
 
 
 class ModelOptimizationSpec(Model):
@@ -380,40 +298,80 @@ class ModelOptimizationSpec(Model):
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> ModelOptimizationSpec:
-        for message in cross_field_errors(self):
-            raise ValueError(message)
+        errors = cross_field_errors(self)
+        if errors:
+            raise ValueError("; ".join(errors))
         return self
+
+
+def device_kind(spec: ModelOptimizationSpec) -> DeviceKind:
+    """Where the spec's Jobs run: ``resources.gpu: 0`` is a CPU, anything more a GPU."""
+    return DeviceKind.CPU if spec.resources.gpu == 0 else DeviceKind.GPU
 
 
 def cross_field_errors(spec: ModelOptimizationSpec) -> list[str]:
     """Return the rule violations that a field's own schema cannot see (mirrored as CEL)."""
     errors: list[str] = []
-    names = [t.name for t in spec.targets]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    target_names = [t.name for t in spec.targets]
+    duplicates = sorted({n for n in target_names if target_names.count(n) > 1})
     if duplicates:
         errors.append(f"spec.targets: names must be unique, repeated: {', '.join(duplicates)}")
     for index, target in enumerate(spec.targets):
         where = f"spec.targets[{index}] ({target.name})"
         if target.precision is Precision.INT8 and spec.calibration is None:
             errors.append(f"{where}: precision int8 needs spec.calibration (uri of calibration data)")
-        if target.precision is Precision.FP8 and target.backend is not BackendName.TORCH_COMPILE:
-            errors.append(f"{where}: precision fp8 is only for backend torch-compile")
-        expected = OPTION_FIELD_BY_BACKEND[target.backend]
-        for field in OPTION_FIELD_BY_BACKEND.values():
-            if field != expected and getattr(target, field) is not None:
-                errors.append(
-                    f"{where}: options block {to_camel(field)} does not match backend "
-                    f"{target.backend.value}; use {to_camel(expected)}"
-                )
+        errors += option_block_errors(where, target)
+        errors += support_errors(where, target, spec)
     if spec.output.layout is OutputLayout.TRITON:
+        served = " and ".join(sorted(triton_backends()))
         for index, target in enumerate(spec.targets):
-            if target.backend not in TRITON_BACKENDS:
-                errors.append(f"spec.targets[{index}] ({target.name}): output.layout triton serves onnxruntime and "
-                              f"tensorrt targets, not {target.backend.value}; use layout plain")
+            if target.backend not in triton_backends():
+                errors.append(f"spec.targets[{index}] ({target.name}): output.layout triton serves {served} "
+                              f"targets, not {target.backend.value}; use layout plain")
     batch = spec.selection.batch_size
     if batch is not None and batch not in spec.benchmark.batch_sizes:
         errors.append(f"spec.selection.batchSize: {batch} is not one of spec.benchmark.batchSizes")
     return errors
+
+
+def option_block_errors(where: str, target: Target) -> list[str]:
+    """An options block of another backend than the target's."""
+    expected = image_key(target.backend)
+    return [f"{where}: options block {image_key(other)} does not match backend {target.backend.value}; "
+            f"use {expected}"
+            for other in BACKENDS if other is not target.backend and getattr(target, option_field(other)) is not None]
+
+
+def support_errors(where: str, target: Target, spec: ModelOptimizationSpec) -> list[str]:
+    """What the target's backend does not support: its precision on this device kind, the model's
+    format, the calibration method (int8 only). Each message names the field and what is supported."""
+    errors: list[str] = []
+    backend = BACKENDS[target.backend]
+    device = device_kind(spec)
+    if target.precision not in backend.precisions(device):
+        errors.append(precision_error(where, target, device, spec.resources.gpu))
+    if spec.model.format not in backend.formats:
+        errors.append(f"spec.model.format: backend {backend.name.value} (target {target.name}) does not accept "
+                      f"{spec.model.format.value}; it accepts {names(backend.formats, ModelFormat)}. "
+                      f"{backend.format_hint}")
+    if target.precision is Precision.INT8 and spec.calibration is not None:
+        method = spec.calibration.method_for(target.backend)
+        if method not in backend.calibration_methods:
+            errors.append(f"spec.calibration.method: backend {backend.name.value} (int8 target {target.name}) does "
+                          f"not calibrate with {method.value}; it offers {', '.join(backend.calibration_methods)} "
+                          "(or leave method unset: each backend then uses its default)")
+    return errors
+
+
+def precision_error(where: str, target: Target, device: DeviceKind, gpus: int) -> str:
+    backend = BACKENDS[target.backend]
+    others = [d.name for d in BACKENDS.values() if target.precision in d.precisions(device)]
+    if not backend.precisions(device):
+        return (f"{where}.backend: {backend.name.value} needs a GPU (spec.resources.gpu is 0): set resources.gpu "
+                f">= 1, or use a backend that builds on a CPU")
+    return (f"{where}.precision: backend {backend.name.value} does not build {target.precision.value} on a "
+            f"{device.value.upper()} (spec.resources.gpu: {gpus}); it builds {backend.supported_text(device)} there"
+            + (f"; {target.precision.value} is built by {names(others, BackendName)}" if others else ""))
 
 
 class ObjectMeta(BaseModel):

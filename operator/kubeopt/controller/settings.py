@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from kubeopt.api.backends import image_env_suffix
 from kubeopt.api.spec import BackendName, Images
 
 DEFAULT_WORKER_IMAGE = "ghcr.io/kubeopt/worker:0.1.0"
@@ -19,10 +20,6 @@ IMAGE_ENV_PREFIX = "KUBEOPT_WORKER_IMAGE"
 # token (``automountServiceAccountToken: false``), so a worker can reach nothing in the API.
 DEFAULT_WORKER_SERVICE_ACCOUNT = "kubeopt-worker"
 WORKER_SERVICE_ACCOUNT_ENV = "KUBEOPT_WORKER_SERVICE_ACCOUNT"
-
-
-def _env_suffix(backend: BackendName) -> str:
-    return backend.value.upper().replace("-", "_")
 
 
 @dataclass(frozen=True)
@@ -41,9 +38,9 @@ class OperatorSettings:
         """Read ``KUBEOPT_WORKER_IMAGE``, ``KUBEOPT_WORKER_IMAGE_<BACKEND>`` (e.g. ``_TF_TRT``) and
         ``KUBEOPT_WORKER_SERVICE_ACCOUNT``."""
         images = {
-            backend: env[f"{IMAGE_ENV_PREFIX}_{_env_suffix(backend)}"]
+            backend: env[f"{IMAGE_ENV_PREFIX}_{image_env_suffix(backend)}"]
             for backend in BackendName
-            if env.get(f"{IMAGE_ENV_PREFIX}_{_env_suffix(backend)}")
+            if env.get(f"{IMAGE_ENV_PREFIX}_{image_env_suffix(backend)}")
         }
         return cls(
             default_image=env.get(IMAGE_ENV_PREFIX) or DEFAULT_WORKER_IMAGE,
@@ -55,8 +52,7 @@ class OperatorSettings:
 
     def image_for(self, backend: BackendName, overrides: Images) -> str:
         """The worker image of a backend: the spec's own, the spec's default, the operator's, the default."""
-        field_name = backend.value.replace("-", "_")
-        own = getattr(overrides, field_name, None)
+        own = overrides.for_backend(backend)
         return str(own or overrides.default or self.images.get(backend) or self.default_image)
 
 

@@ -4,7 +4,8 @@ TensorRT 10.1 deprecated implicit calibrators and TensorRT 11 removed them, so I
 ONNX backends is an explicitly quantized (Q/DQ) ONNX file written here, on the CPU, by ONNX
 Runtime's ``quantize_static`` (or NVIDIA ModelOpt where installed). The recipe differs per
 consumer: TensorRT needs symmetric int8 activations; ONNX Runtime on x86 is fastest with
-uint8 activations (U8S8). Every result carries provenance: data digest, samples, method, tool.
+uint8 activations (U8S8). Every result carries provenance: data digest, samples, and what ran
+(method, tool, algorithm, percentile), from ``kubeopt.worker.calibration_methods``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kubeopt.api.spec import Calibration, CalibrationMethod
+from kubeopt.worker.calibration_methods import Calibrator
 from kubeopt.worker.data import Dataset
 from kubeopt.worker.errors import BuildFailed, CalibrationDataInvalid, UnsupportedOp, first_line
 from kubeopt.worker.frameworks import require
@@ -33,13 +35,15 @@ class OnnxQuantRecipe:
     symmetric_activations: bool = True
 
 
-def provenance(data: Dataset, settings: Calibration, samples: int, tool: str, **extra: Any) -> dict[str, Any]:
+def provenance(data: Dataset, settings: Calibration, samples: int, calibrator: Calibrator, tool: str,
+               **extra: Any) -> dict[str, Any]:
+    """calibration.json: the data, and what ran (``tool`` is the calibrator's tool with its version)."""
     return {
         "dataSha256": data.sha256,
         "dataUri": settings.uri,
         "samples": samples,
         "batchSize": settings.batch_size,
-        "method": settings.method.value,
+        **calibrator.provenance(),
         "tool": tool,
         **extra,
     }
@@ -54,8 +58,9 @@ def _calibration_set(data: Dataset | None, settings: Calibration) -> Dataset:
 
 
 def quantize_onnx(model: Path, data: Dataset | None, settings: Calibration, recipe: OnnxQuantRecipe,
-                  workdir: Path) -> tuple[Path, dict[str, Any]]:
-    """Write a Q/DQ ONNX model calibrated on ``data``; return its path and provenance."""
+                  workdir: Path, calibrator: Calibrator) -> tuple[Path, dict[str, Any]]:
+    """Write a Q/DQ ONNX model calibrated on ``data`` with ``calibrator`` (an ONNX Runtime one);
+    return its path and provenance."""
     quantization = require("onnxruntime.quantization", "onnxruntime")
     shape_inference = require("onnxruntime.quantization.shape_inference", "onnxruntime")
     samples = _calibration_set(data, settings)
@@ -68,23 +73,19 @@ def quantize_onnx(model: Path, data: Dataset | None, settings: Calibration, reci
     except Exception as error:
         log.warning("quant_pre_process failed (%s); quantizing the model as it is", error)
         prepared = model
-    methods = {
-        CalibrationMethod.MINMAX: quantization.CalibrationMethod.MinMax,
-        CalibrationMethod.ENTROPY: quantization.CalibrationMethod.Entropy,
-        CalibrationMethod.PERCENTILE: quantization.CalibrationMethod.Percentile,
-    }
     activation = quantization.QuantType.QUInt8 if recipe.activation_uint8 else quantization.QuantType.QInt8
-    extra = {
+    extra: dict[str, Any] = {
         "ActivationSymmetric": recipe.symmetric_activations,
         "WeightSymmetric": True,
-        "CalibPercentile": settings.percentile,
     }
+    if calibrator.percentile is not None:
+        extra["CalibPercentile"] = calibrator.percentile
     try:
         quantization.quantize_static(
             str(prepared), str(output), _Reader(samples, settings.batch_size, quantization),
             quant_format=quantization.QuantFormat.QDQ, per_channel=recipe.per_channel,
             activation_type=activation, weight_type=quantization.QuantType.QInt8,
-            calibrate_method=methods[settings.method], extra_options=extra,
+            calibrate_method=getattr(quantization.CalibrationMethod, calibrator.algorithm), extra_options=extra,
         )
     except (ValueError, KeyError) as error:
         raise CalibrationDataInvalid(f"calibration: quantize_static rejected the data: {error}") from error
@@ -97,7 +98,7 @@ def quantize_onnx(model: Path, data: Dataset | None, settings: Calibration, reci
         raise BuildFailed("calibration produced no QuantizeLinear nodes: nothing in this model was quantized")
     version = getattr(require("onnxruntime", "onnxruntime"), "__version__", "?")
     return output, provenance(
-        samples, settings, len(samples), f"onnxruntime.quantization.quantize_static {version}",
+        samples, settings, len(samples), calibrator, f"{calibrator.tool.value} (onnxruntime {version})",
         format="QDQ", perChannel=recipe.per_channel,
         activations="uint8-asymmetric" if recipe.activation_uint8 else "int8-symmetric",
         weights="int8-symmetric", quantizedNodes=nodes,
@@ -126,15 +127,16 @@ class _Reader:
 
 
 def quantize_torch_x86(module: Any, example: tuple[Any, ...], data: Dataset | None, settings: Calibration,
-                       input_names: list[str]) -> tuple[Any, dict[str, Any]]:
-    """PT2E static INT8 for CPU with the x86 Inductor quantizer; return the converted graph and provenance."""
+                       input_names: list[str], calibrator: Calibrator) -> tuple[Any, dict[str, Any]]:
+    """PT2E static INT8 for CPU with the x86 Inductor quantizer, activations observed by
+    ``calibrator``'s observer; return the converted graph and provenance."""
     torch = require("torch", "torch-compile")
     pt2e = require("torchao.quantization.pt2e.quantize_pt2e", "torch-compile")
     x86 = require("torchao.quantization.pt2e.quantizer.x86_inductor_quantizer", "torch-compile")
     observers = require("torchao.quantization.pt2e", "torch-compile")
     samples = _calibration_set(data, settings)
     config = x86.get_default_x86_inductor_quantization_config()
-    if settings.method is CalibrationMethod.MINMAX:
+    if calibrator.method is CalibrationMethod.MINMAX:  # the default config observes with HistogramObserver
         act = dataclasses.replace(
             config.input_activation, observer_or_fake_quant_ctr=observers.MinMaxObserver.with_args(eps=2**-12))
         config = x86.QuantizationConfig(act, act, config.weight, config.bias, False)
@@ -150,13 +152,12 @@ def quantize_torch_x86(module: Any, example: tuple[Any, ...], data: Dataset | No
         for feeds in samples.batches(settings.batch_size):
             prepared(*(torch.from_numpy(feeds[name]) for name in input_names))
     converted = pt2e.convert_pt2e(prepared)
-    observer = "MinMaxObserver" if settings.method is CalibrationMethod.MINMAX else "HistogramObserver"
     ops = count_quantized_torch_ops(converted)
     if ops == 0:
         raise BuildFailed("calibration produced no quantize ops: nothing in this model was quantized")
     return converted, provenance(
-        samples, settings, len(samples), f"torchao.pt2e X86InductorQuantizer (torch {torch.__version__})",
-        observer=observer, activations="uint8-asymmetric per-tensor", weights="int8-symmetric per-channel",
+        samples, settings, len(samples), calibrator, f"{calibrator.tool.value} (torch {torch.__version__})",
+        observer=calibrator.algorithm, activations="uint8-asymmetric per-tensor", weights="int8-symmetric per-channel",
         quantizeOps=ops,
     )
 

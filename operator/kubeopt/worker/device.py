@@ -7,7 +7,10 @@ import importlib.util
 import os
 import platform
 
-LIBRARIES = ("torch", "torchao", "onnx", "onnxruntime", "tensorrt", "tensorflow", "numpy")
+from kubeopt.api.backends import BACKENDS
+
+# Every backend's frameworks (from the descriptions), then numpy.
+LIBRARIES = (*dict.fromkeys(module for backend in BACKENDS.values() for module in backend.frameworks), "numpy")
 
 
 def resolve_device(requested: str, gpus: int) -> str:

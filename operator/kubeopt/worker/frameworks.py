@@ -5,17 +5,25 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from kubeopt.api.backends import BACKENDS
 from kubeopt.worker.errors import BackendUnavailable
 
-IMAGES = {
-    "torch": "the torch-compile worker image (kubeopt-worker-torch)",
-    "onnxruntime": "the onnxruntime worker image (kubeopt-worker-onnxruntime)",
-    "onnx": "a worker image with the onnx package (any kubeopt worker image)",
-    "tensorrt": "the TensorRT worker image (kubeopt-worker-tensorrt, NVIDIA TensorRT 10+)",
-    "tensorflow": "the TF-TRT worker image (kubeopt-worker-tftrt, TensorFlow <= 2.17 built with TensorRT)",
-    "tf2onnx": "a worker image with tensorflow and tf2onnx (kubeopt-worker-tftrt)",
-    "torchao": "the torch-compile worker image (kubeopt-worker-torch, with torchao)",
-}
+
+def image_hints() -> dict[str, str]:
+    """Which worker image has each framework: the converters' modules, then each backend's own
+    (from its description; the first backend to name a module is the one whose image is named)."""
+    hints = {
+        "onnx": "a worker image with the onnx package (any kubeopt worker image)",
+        "tf2onnx": "a worker image with tensorflow and tf2onnx (kubeopt-worker-tftrt)",
+    }
+    for backend in BACKENDS.values():
+        for module in backend.frameworks:
+            hints.setdefault(module, f"the {backend.name.value} worker image (kubeopt-{backend.image}, "
+                                     f"{backend.image_has})")
+    return hints
+
+
+IMAGES = image_hints()
 
 
 def require(module: str, backend: str) -> ModuleType:

@@ -34,7 +34,7 @@ from kubeopt.storage.store import Store, store_for
 from kubeopt.storage.uri import StorageURI, parse_uri
 from kubeopt.worker import benchmark, report, validate
 from kubeopt.worker.backends.base import BuildContext, Built
-from kubeopt.worker.backends.registry import BackendRegistry
+from kubeopt.worker.backends.registry import BackendRegistry, check_precision
 from kubeopt.worker.baseline import DESCRIPTIONS, baseline_runner
 from kubeopt.worker.data import Dataset, load_dataset, random_dataset
 from kubeopt.worker.device import describe_device, library_versions
@@ -212,11 +212,8 @@ def _run_target(run: _Run, target: Target, source: SourceModel, validation: Data
     artifact_dir.mkdir(parents=True, exist_ok=True)
     try:
         backend = run.registry.get(target.backend)
-        if target.precision not in backend.precisions:
-            supported = ", ".join(p.value for p in Precision if p in backend.precisions)
-            raise InvalidSpec(f"target {target.name}: backend {target.backend.value} supports {supported}, not "
-                              f"{target.precision.value}; torch-compile takes every precision")
         backend.check_available(run.settings.device)
+        check_precision(target, run.settings.device)
         previous = _previous_artifact(run, target, workspace / "previous")
         progress(f"{target.name}: build {target.backend.value} {target.precision.value}"
                  + (" (int8 calibration)" if target.precision is Precision.INT8 else ""))

@@ -53,7 +53,7 @@ class SourceModel:
         """A fresh fp32 eval-mode module on the device (fresh: backends change dtype in place)."""
         if self.family is not Representation.TORCH:
             raise InvalidSpec(f"model.format {self.spec.format.value} cannot be turned into a torch module; "
-                              "torch-compile needs model.format torch-export or torchscript")
+                              "torch-compile needs model.format torch-export")
         module = loaders.load_torch_module(self.path, self.spec.format, self.device)
         self._check_torch_inputs(module)
         return module

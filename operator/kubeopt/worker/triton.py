@@ -1,7 +1,7 @@
 """Triton model-repository layout: <target>/<version>/model.{onnx,plan} and config.pbtxt.
 
 Only ONNX Runtime and TensorRT artifacts have a Triton backend that loads them as they are
-(onnxruntime_onnx, tensorrt_plan); the spec validator rejects the layout for other backends.
+(their descriptions' ``triton``); the spec validator rejects the layout for other backends.
 The config names the platform and the batch limit and lets Triton complete the tensor
 signatures from the model itself (auto-complete), so it cannot drift from the file.
 """
@@ -11,12 +11,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from kubeopt.api.spec import BackendName, Target
+from kubeopt.api.backends import describe
+from kubeopt.api.spec import Target
 
-PLATFORMS = {
-    BackendName.ONNXRUNTIME: ("model.onnx", "onnxruntime_onnx"),
-    BackendName.TENSORRT: ("model.plan", "tensorrt_plan"),
-}
 MODEL_VERSION = "1"
 
 
@@ -27,7 +24,9 @@ def config_pbtxt(name: str, platform: str, max_batch_size: int) -> str:
 
 def to_triton_layout(folder: Path, target: Target, max_batch_size: int) -> None:
     """Move the model file into <target>/1/ and write <target>/config.pbtxt inside ``folder``."""
-    model_file, platform = PLATFORMS[target.backend]
+    triton = describe(target.backend).triton
+    assert triton is not None, "the spec check refuses layout triton for this backend"
+    model_file, platform = triton.model_file, triton.platform
     version_dir = folder / target.name / MODEL_VERSION
     version_dir.mkdir(parents=True, exist_ok=True)
     shutil.move(str(folder / model_file), str(version_dir / model_file))

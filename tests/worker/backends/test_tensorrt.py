@@ -3,13 +3,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kubeopt.api.spec import Precision, TensorRTOptions, TensorSpec
+from kubeopt.api.spec import CalibrationMethod, Precision, TensorRTOptions, TensorSpec
 from kubeopt.worker.backends.tensorrt import (
     ProfileShapes,
     builder_settings,
     choose_quantizer,
     optimization_profile,
 )
+from kubeopt.worker.calibration_methods import Tool
 from kubeopt.worker.errors import InvalidSpec
 
 IMAGE = [TensorSpec(name="images", shape=[-1, 3, 224, 224])]
@@ -59,10 +60,19 @@ def test_networks_are_strongly_typed_with_precision_from_the_onnx_file() -> None
 
 
 def test_quantizer_prefers_modelopt_when_installed() -> None:
-    assert choose_quantizer(TensorRTOptions(), modelopt_installed=True) == "modelopt"
-    assert choose_quantizer(TensorRTOptions(), modelopt_installed=False) == "onnxruntime"
+    assert choose_quantizer(TensorRTOptions(), True, CalibrationMethod.ENTROPY) is Tool.MODELOPT
+    assert choose_quantizer(TensorRTOptions(), False, CalibrationMethod.ENTROPY) is Tool.ONNXRUNTIME
+
+
+def test_auto_quantizer_takes_onnxruntime_for_percentile_which_modelopt_lacks() -> None:
+    assert choose_quantizer(TensorRTOptions(), True, CalibrationMethod.PERCENTILE) is Tool.ONNXRUNTIME
 
 
 def test_asking_for_modelopt_without_it_is_invalid() -> None:
     with pytest.raises(InvalidSpec, match="modelopt is not installed"):
-        choose_quantizer(TensorRTOptions(quantizer="modelopt"), modelopt_installed=False)
+        choose_quantizer(TensorRTOptions(quantizer="modelopt"), False, CalibrationMethod.ENTROPY)
+
+
+def test_asking_modelopt_for_percentile_is_invalid_instead_of_quietly_entropy() -> None:
+    with pytest.raises(InvalidSpec, match=r"tensorrt.quantizer: modelopt has no percentile calibration"):
+        choose_quantizer(TensorRTOptions(quantizer="modelopt"), True, CalibrationMethod.PERCENTILE)

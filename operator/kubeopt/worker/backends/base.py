@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from kubeopt.api.spec import BackendName, ModelOptimizationSpec, Precision, Target
+from kubeopt.api.spec import BackendName, ModelOptimizationSpec, Target
 from kubeopt.worker.data import Dataset
 from kubeopt.worker.runners import Runner
 from kubeopt.worker.source import Representation, SourceModel
@@ -39,9 +39,11 @@ class Built:
 
 
 class Backend(Protocol):
+    """One backend of the worker; what it supports (precisions per device, formats, calibration
+    methods) is in its description, ``kubeopt.api.backends.BACKENDS[name]``."""
+
     name: ClassVar[BackendName]
     consumes: ClassVar[Representation]
-    precisions: ClassVar[frozenset[Precision]]
 
     def check_available(self, device: str) -> None:
         """Raise BackendUnavailable when this image lacks the framework."""

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from kubeopt.api.spec import BackendName, OnnxRuntimeOptions, Precision
 from kubeopt.worker import calibration
 from kubeopt.worker.backends.base import BuildContext, Built
+from kubeopt.worker.calibration_methods import Tool, calibrator
 from kubeopt.worker.errors import BuildFailed, InvalidSpec, UnsupportedOp, first_line
 from kubeopt.worker.frameworks import require
 from kubeopt.worker.runners import ORT_LEVELS, OrtRunner, choose_providers
@@ -59,7 +60,6 @@ def cast_to_fp16(model: Path, dest: Path) -> Path:
 class OnnxRuntimeBackend:
     name: ClassVar[BackendName] = BackendName.ONNXRUNTIME
     consumes: ClassVar[Representation] = Representation.ONNX
-    precisions: ClassVar[frozenset[Precision]] = frozenset({Precision.FP32, Precision.FP16, Precision.INT8})
 
     def check_available(self, device: str) -> None:
         require("onnxruntime", self.name.value)
@@ -78,7 +78,8 @@ class OnnxRuntimeBackend:
                 per_channel=options.per_channel, activation_uint8=options.activation_type == "uint8",
                 symmetric_activations=options.activation_type == "int8")
             quantized, provenance = calibration.quantize_onnx(
-                source, context.calibration, context.spec.calibration, recipe, context.workspace / "calibration")
+                source, context.calibration, context.spec.calibration, recipe, context.workspace / "calibration",
+                calibrator(Tool.ONNXRUNTIME, self.name, context.spec.calibration))
             copy_onnx(quantized, model_path)
         elif precision is Precision.FP16:
             cast_to_fp16(source, model_path)

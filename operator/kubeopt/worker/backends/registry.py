@@ -1,9 +1,15 @@
-"""Backends registered by name; a duplicate name is a programming error."""
+"""Backends registered by name; a duplicate name is a programming error.
+
+Every name has its description in ``kubeopt.api.backends``; ``check_precision`` reads it for
+the device this run resolved to (a local run may land on a CPU although the spec asks for a GPU).
+"""
 
 from __future__ import annotations
 
-from kubeopt.api.spec import BackendName
+from kubeopt.api.backends import DeviceKind, describe
+from kubeopt.api.spec import BackendName, Target
 from kubeopt.worker.backends.base import Backend
+from kubeopt.worker.errors import InvalidSpec
 
 
 class BackendRegistry:
@@ -24,6 +30,16 @@ class BackendRegistry:
 
     def names(self) -> list[BackendName]:
         return sorted(self._backends)
+
+
+def check_precision(target: Target, device: str) -> None:
+    """Raise InvalidSpec when the target's backend does not build its precision on ``device``."""
+    kind = DeviceKind.GPU if device.startswith("cuda") else DeviceKind.CPU
+    backend = describe(target.backend)
+    if target.precision in backend.precisions(kind):
+        return
+    raise InvalidSpec(f"target {target.name}: backend {target.backend.value} builds {backend.supported_text(kind)} "
+                      f"on a {kind.value.upper()} (this run's device: {device}), not {target.precision.value}")
 
 
 def default_registry() -> BackendRegistry:

@@ -23,10 +23,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from kubeopt.api.spec import BackendName, ModelOptimizationSpec, Precision, TensorRTOptions, TensorSpec
+from kubeopt.api.spec import (
+    BackendName,
+    CalibrationMethod,
+    ModelOptimizationSpec,
+    Precision,
+    TensorRTOptions,
+    TensorSpec,
+)
 from kubeopt.worker import calibration
 from kubeopt.worker.backends.base import BuildContext, Built
 from kubeopt.worker.backends.onnxruntime import cast_to_fp16, copy_onnx
+from kubeopt.worker.calibration_methods import Tool, calibrator, offers
 from kubeopt.worker.errors import BuildFailed, InvalidSpec, UnsupportedOp
 from kubeopt.worker.frameworks import require
 from kubeopt.worker.runners import Feeds
@@ -79,19 +87,23 @@ def builder_settings(options: TensorRTOptions, precision: Precision) -> dict[str
     }
 
 
-def choose_quantizer(options: TensorRTOptions, modelopt_installed: bool) -> str:
-    """modelopt or onnxruntime; raises InvalidSpec when modelopt is asked for but missing."""
+def choose_quantizer(options: TensorRTOptions, modelopt_installed: bool, method: CalibrationMethod) -> Tool:
+    """The tool that writes the Q/DQ model. auto: ModelOpt where installed and it has the method
+    (it has no percentile), else ONNX Runtime. Raises InvalidSpec when modelopt is asked for but
+    missing, or lacks the method."""
     if options.quantizer == "modelopt" and not modelopt_installed:
         raise InvalidSpec("tensorrt.quantizer: modelopt is not installed in this image; use auto or onnxruntime")
+    if options.quantizer == "modelopt" and not offers(Tool.MODELOPT, method):
+        raise InvalidSpec(f"tensorrt.quantizer: modelopt has no {method.value} calibration (calibration.method); "
+                          "use quantizer auto or onnxruntime, or another method")
     if options.quantizer == "auto":
-        return "modelopt" if modelopt_installed else "onnxruntime"
-    return options.quantizer
+        return Tool.MODELOPT if modelopt_installed and offers(Tool.MODELOPT, method) else Tool.ONNXRUNTIME
+    return Tool.MODELOPT if options.quantizer == "modelopt" else Tool.ONNXRUNTIME
 
 
 class TensorRTBackend:
     name: ClassVar[BackendName] = BackendName.TENSORRT
     consumes: ClassVar[Representation] = Representation.ONNX
-    precisions: ClassVar[frozenset[Precision]] = frozenset({Precision.FP32, Precision.FP16, Precision.INT8})
 
     def check_available(self, device: str) -> None:
         require("tensorrt", self.name.value)
@@ -124,13 +136,15 @@ class TensorRTBackend:
             return cast_to_fp16(source, dest), None
         if precision is not Precision.INT8:
             return copy_onnx(source, dest), None
-        assert context.spec.calibration is not None
-        quantizer = choose_quantizer(options, _installed("modelopt.onnx.quantization"))
-        if quantizer == "modelopt":
+        settings = context.spec.calibration
+        assert settings is not None
+        tool = choose_quantizer(options, _installed("modelopt.onnx.quantization"), settings.method_for(self.name))
+        if tool is Tool.MODELOPT:
             return self._modelopt_qdq(source, context, dest)
         recipe = calibration.OnnxQuantRecipe(per_channel=True, activation_uint8=False, symmetric_activations=True)
-        qdq, provenance = calibration.quantize_onnx(source, context.calibration, context.spec.calibration, recipe,
-                                                    context.workspace / "calibration")
+        qdq, provenance = calibration.quantize_onnx(source, context.calibration, settings, recipe,
+                                                    context.workspace / "calibration",
+                                                    calibrator(tool, self.name, settings))
         return copy_onnx(qdq, dest), provenance
 
     def _modelopt_qdq(self, source: Path, context: BuildContext, dest: Path) -> tuple[Path, dict[str, Any]]:
@@ -138,10 +152,10 @@ class TensorRTBackend:
         settings = context.spec.calibration
         assert settings is not None and context.calibration is not None
         data = context.calibration.take(settings.samples)
-        method = "max" if settings.method.value == "minmax" else "entropy"
+        used = calibrator(Tool.MODELOPT, self.name, settings)
         modelopt.quantize(str(source), quantize_mode="int8", calibration_data=data.inputs,
-                          calibration_method=method, output_path=str(dest))
-        return dest, calibration.provenance(data, settings, len(data), "modelopt.onnx.quantization",
+                          calibration_method=used.algorithm, output_path=str(dest))
+        return dest, calibration.provenance(data, settings, len(data), used, used.tool.value,
                                             quantizedNodes=calibration.count_qdq_nodes(dest))
 
     def _build_engine(self, trt: Any, onnx_model: Path, options: TensorRTOptions,

@@ -22,20 +22,23 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from kubeopt.api.backends import describe
 from kubeopt.api.spec import BackendName, Precision, TfTrtOptions
+from kubeopt.worker import calibration
 from kubeopt.worker.backends.base import BuildContext, Built
+from kubeopt.worker.calibration_methods import Tool, calibrator
 from kubeopt.worker.errors import BackendUnavailable, BuildFailed, InvalidSpec, first_line
 from kubeopt.worker.frameworks import IMAGES, require
 from kubeopt.worker.runners import Feeds
 from kubeopt.worker.source import Representation
 
 LAST_TF_WITH_TRT = (2, 17)
-TF_TRT_PRECISIONS = frozenset({Precision.FP32, Precision.FP16, Precision.INT8})
+TF_TRT_PRECISIONS = describe(BackendName.TF_TRT).gpu  # precision_mode names only these
 
 
 def conversion_params(options: TfTrtOptions, precision: Precision) -> dict[str, Any]:
     """Keyword arguments of TrtConversionParams for the options and precision."""
-    if precision not in TF_TRT_PRECISIONS:  # its precision_mode names only these
+    if precision not in TF_TRT_PRECISIONS:
         raise InvalidSpec(f"tf-trt: precision {precision.value} is not supported; use fp32, fp16 or int8")
     return {
         "precision_mode": precision.value.upper(),
@@ -76,7 +79,6 @@ def batches_fn(feeds_list: list[Feeds], tf: Any) -> Callable[[], Iterator[tuple[
 class TfTrtBackend:
     name: ClassVar[BackendName] = BackendName.TF_TRT
     consumes: ClassVar[Representation] = Representation.TENSORFLOW
-    precisions: ClassVar[frozenset[Precision]] = TF_TRT_PRECISIONS
 
     def check_available(self, device: str) -> None:
         tf = require("tensorflow", self.name.value)
@@ -89,15 +91,13 @@ class TfTrtBackend:
         trt_convert = require("tensorflow.python.compiler.tensorrt.trt_convert", self.name.value)
         options = context.target.tf_trt or TfTrtOptions()
         params = trt_convert.TrtConversionParams(**conversion_params(options, context.target.precision))
+        samples, provenance = self._calibration_set(context)
         started = time.perf_counter()
         converter = trt_convert.TrtGraphConverterV2(
             input_saved_model_dir=str(context.source.saved_model_path()), conversion_params=params,
             **{k: v for k, v in converter_kwargs(options).items() if v is not None})
         try:
-            if context.target.precision is Precision.INT8:
-                assert context.calibration is not None and context.spec.calibration is not None
-                samples = list(context.calibration.take(context.spec.calibration.samples)
-                               .batches(context.spec.calibration.batch_size))
+            if samples is not None:
                 converter.convert(calibration_input_fn=batches_fn(samples, tf))
             else:
                 converter.convert()
@@ -114,7 +114,18 @@ class TfTrtBackend:
         runner = TfRunner(tf, loaded.signatures["serving_default"])
         details = {**conversion_params(options, context.target.precision), **converter_kwargs(options),
                    "tensorflow": tf.__version__}
-        return Built(runner, compile_seconds, details=details, model_files=("saved_model",))
+        return Built(runner, compile_seconds, calibration=provenance, details=details, model_files=("saved_model",))
+
+    def _calibration_set(self, context: BuildContext) -> tuple[list[Feeds] | None, dict[str, Any] | None]:
+        """int8: the calibration batches and their provenance (TF-TRT's entropy calibrator)."""
+        settings = context.spec.calibration
+        if context.target.precision is not Precision.INT8:
+            return None, None
+        assert context.calibration is not None and settings is not None
+        used = calibrator(Tool.TF_TRT, self.name, settings)
+        data = context.calibration.take(settings.samples)
+        return list(data.batches(settings.batch_size)), calibration.provenance(data, settings, len(data), used,
+                                                                             used.tool.value)
 
 
 def _as_list(outputs: Any) -> list[Any]:

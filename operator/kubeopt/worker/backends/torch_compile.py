@@ -31,6 +31,7 @@ import numpy as np
 from kubeopt.api.spec import BackendName, Precision, TorchCompileOptions
 from kubeopt.worker import calibration, float8, fusion, int8
 from kubeopt.worker.backends.base import BuildContext, Built
+from kubeopt.worker.calibration_methods import Tool, calibrator
 from kubeopt.worker.errors import BuildFailed, InvalidSpec, UnsupportedOp, first_line
 from kubeopt.worker.frameworks import require
 from kubeopt.worker.runners import TorchRunner
@@ -98,7 +99,6 @@ def with_rewrite_hint(error: BuildFailed, fused: dict[str, int] | None) -> Build
 class TorchCompileBackend:
     name: ClassVar[BackendName] = BackendName.TORCH_COMPILE
     consumes: ClassVar[Representation] = Representation.TORCH
-    precisions: ClassVar[frozenset[Precision]] = frozenset(Precision)
 
     def check_available(self, device: str) -> None:
         torch = require("torch", self.name.value)
@@ -228,7 +228,9 @@ class TorchCompileBackend:
         torch._inductor.config.freezing = True
         assert context.spec.calibration is not None
         example = tuple(torch.from_numpy(context.source.example[n]) for n in names)
-        return calibration.quantize_torch_x86(module, example, context.calibration, context.spec.calibration, names)
+        settings = context.spec.calibration
+        return calibration.quantize_torch_x86(module, example, context.calibration, settings, names,
+                                              calibrator(Tool.PT2E_X86, self.name, settings))
 
     def _load_cache(self, torch: Any, context: BuildContext) -> bool:
         if context.previous_artifact is None or not (context.previous_artifact / CACHE_FILE).exists():
