@@ -21,7 +21,7 @@ from kubeopt.controller.metrics import Metrics
 from kubeopt.controller.peering import Peering, peering_from_env
 from kubeopt.controller.reconcile import Reconciler
 from kubeopt.controller.serving import serve
-from kubeopt.controller.settings import OperatorSettings, settings_from_process
+from kubeopt.controller.settings import OperatorSettings, SettingsError, settings_from_process
 
 log = logging.getLogger(__name__)
 ANNOTATION_PREFIX = "kubeopt.io"
@@ -83,7 +83,9 @@ def configure(settings: kopf.OperatorSettings, peering: Peering | None = None) -
 
 def build_registry(settings: OperatorSettings, metrics: Metrics, peering: Peering) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-    reconciler = Reconciler(settings, metrics, KubeCluster(api_client()))
+    cluster = KubeCluster(api_client(), create_accounts=settings.worker_pod.create_service_account,
+                          account_annotations=settings.worker_pod.service_account_annotations)
+    reconciler = Reconciler(settings, metrics, cluster)
     register(registry, reconciler)
 
     @kopf.on.startup(id="configure", registry=registry)
@@ -94,8 +96,12 @@ def build_registry(settings: OperatorSettings, metrics: Metrics, peering: Peerin
 
 
 def run_operator(namespaces: list[str] | None, metrics_port: int) -> int:
-    """Run until SIGTERM/SIGINT; returns the process exit code."""
-    settings = settings_from_process(namespaces, metrics_port)
+    """Run until SIGTERM/SIGINT; returns the process exit code (2: a setting the chart wrote is malformed)."""
+    try:
+        settings = settings_from_process(namespaces, metrics_port)
+    except SettingsError as error:
+        log.critical("%s", error)
+        return 2
     # `kill -USR1` prints every thread's stack to the log: how to see where a stuck operator waits.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     # kopf logs every successful handler call; Jobs and pods change often. Failures still show.
