@@ -63,6 +63,7 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
      "at '/admission/allowedImagePrefixes/0'"),
     ("namespace-in-capitals", {"watchNamespaces": ["ML"]}, "at '/watchNamespaces/0'"),
     ("peering-lifetime-of-one-second", {"peering": {"enabled": True, "lifetime": 1}}, "at '/peering/lifetime'"),
+    ("liveness-timeout-of-a-second", {"livenessTimeoutSeconds": 1}, "at '/livenessTimeoutSeconds': minimum"),
     ("no-default-worker-image", {"workerImages": {"default": ""}}, "at '/workerImages/default'"),
 ]
 
@@ -187,3 +188,13 @@ def test_the_service_monitor_keeps_the_resources_namespace_label(render: Rendere
     endpoint = _of(documents, "ServiceMonitor")[0]["spec"]["endpoints"][0]
 
     assert endpoint["honorLabels"] is True
+
+
+def test_the_probes_ask_the_operator_whether_it_still_reconciles(render: Renderer) -> None:
+    documents = render.documents({"livenessTimeoutSeconds": 90})
+
+    container = _of(documents, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert _settings(documents).liveness_timeout == 90.0

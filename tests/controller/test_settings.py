@@ -70,9 +70,16 @@ def test_without_chart_settings_the_operator_creates_a_plain_worker_account() ->
     ("KUBEOPT_JOB_ENV", json.dumps([{"name": "AWS_REGION", "value": "eu-west-1"}]), "storage.region"),
     ("KUBEOPT_JOB_IMAGE_PULL_SECRETS", json.dumps("regcred"), "imagePullSecrets"),
     ("KUBEOPT_WORKER_SERVICE_ACCOUNT_CREATE", "maybe", "true or false"),
+    ("KUBEOPT_LIVENESS_TIMEOUT", "soon", "livenessTimeoutSeconds"),
+    ("KUBEOPT_LIVENESS_TIMEOUT", "0", "livenessTimeoutSeconds"),
 ])
 def test_a_malformed_chart_setting_is_refused_by_its_name(name: str, value: str, names: str) -> None:
     with pytest.raises(SettingsError, match=name) as raised:
         OperatorSettings.from_env({name: value})
 
     assert names in str(raised.value)
+
+
+def test_the_liveness_timeout_comes_from_the_environment_with_a_default() -> None:
+    assert OperatorSettings.from_env({}).liveness_timeout == 180.0
+    assert OperatorSettings.from_env({"KUBEOPT_LIVENESS_TIMEOUT": "45"}).liveness_timeout == 45.0

@@ -29,6 +29,8 @@ JOB_POD_ANNOTATIONS_ENV = "KUBEOPT_JOB_POD_ANNOTATIONS"
 JOB_PRIORITY_CLASS_ENV = "KUBEOPT_JOB_PRIORITY_CLASS_NAME"
 JOB_IMAGE_PULL_SECRETS_ENV = "KUBEOPT_JOB_IMAGE_PULL_SECRETS"
 JOB_ENV_ENV = "KUBEOPT_JOB_ENV"
+LIVENESS_TIMEOUT_ENV = "KUBEOPT_LIVENESS_TIMEOUT"
+DEFAULT_LIVENESS_TIMEOUT = 180.0
 # Set by the Job builder from the spec; an extra variable of the same name would be ambiguous.
 RESERVED_JOB_ENV = frozenset({"HOME", "AWS_ENDPOINT_URL_S3", "AWS_REGION"})
 
@@ -76,6 +78,19 @@ def _names(env: Mapping[str, str], name: str, chart_value: str) -> tuple[str, ..
     return tuple(value)
 
 
+def _seconds(env: Mapping[str, str], name: str, chart_value: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise SettingsError(f"{name} (chart value {chart_value}) must be a positive number of seconds, not {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class WorkerPod:
     """What every Job's pod gets from the chart, whatever its spec: the worker ServiceAccount's
@@ -120,6 +135,8 @@ class OperatorSettings:
     metrics_port: int = DEFAULT_METRICS_PORT
     worker_service_account: str = DEFAULT_WORKER_SERVICE_ACCOUNT
     worker_pod: WorkerPod = field(default_factory=WorkerPod)
+    # Seconds without progress of kopf's loop or handler threads before /healthz fails (liveness.py).
+    liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], namespaces: tuple[str, ...] = (),
@@ -138,6 +155,7 @@ class OperatorSettings:
             metrics_port=metrics_port,
             worker_service_account=env.get(WORKER_SERVICE_ACCOUNT_ENV) or DEFAULT_WORKER_SERVICE_ACCOUNT,
             worker_pod=WorkerPod.from_env(env),
+            liveness_timeout=_seconds(env, LIVENESS_TIMEOUT_ENV, "livenessTimeoutSeconds", DEFAULT_LIVENESS_TIMEOUT),
         )
 
     def image_for(self, backend: BackendName, overrides: Images) -> str:
