@@ -198,3 +198,17 @@ def test_the_probes_ask_the_operator_whether_it_still_reconciles(render: Rendere
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert _settings(documents).liveness_timeout == 90.0
+
+
+def test_user_roles_aggregate_into_the_built_in_roles_and_never_write_status(render: Renderer) -> None:
+    roles = {d["metadata"]["name"]: d for d in _of(render.documents({}), "ClusterRole")}
+    without = {d["metadata"]["name"] for d in _of(render.documents({"aggregateRoles": False}), "ClusterRole")}
+
+    view, edit = roles["kubeopt-view"], roles["kubeopt-edit"]
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert {edit["metadata"]["labels"][f"rbac.authorization.k8s.io/aggregate-to-{r}"] for r in ("edit", "admin")} \
+        == {"true"}
+    status_verbs = {v for role in (view, edit) for rule in role["rules"] if "modeloptimizations/status" in
+                    rule["resources"] for v in rule["verbs"]}
+    assert status_verbs == {"get", "list", "watch"}
+    assert not {"kubeopt-view", "kubeopt-edit"} & without
