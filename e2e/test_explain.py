@@ -82,7 +82,8 @@ def test_cpu_and_memory_quantities_are_admitted_as_numbers_or_strings(
                                    "quantity"),
     ({"resources.cpu": 0}, "spec.resources.cpu: Invalid value"),
     ({"benchmark.batchSizes": [1, 0]}, "spec.benchmark.batchSizes[1]: Invalid value: 0"),
-    ({"model.uri": "gs://models/m.onnx"}, 'spec.model.uri: Invalid value: "gs://models/m.onnx": unsupported URI scheme'),
+    ({"model.uri": "gs://models/m.onnx"}, 'spec.model.uri: Invalid value: "gs://models/m.onnx": '
+                                          "unsupported URI scheme"),
     ({"output.uri": "https://example.com/out"}, "spec.output.uri: Invalid value: \"https://example.com/out\": "
                                                 "unsupported URI scheme"),
     ({"calibration.uri": "pvc://data/calib.npz"}, 'spec.calibration.uri: Invalid value: "pvc://data/calib.npz": '
