@@ -6,7 +6,7 @@ target labels, and copies the endpoint's ``honorLabels``, ``interval`` and ``pat
 target is the operator's loopback address, so Kubernetes service discovery is replaced by a
 static target with the same target labels: what ``honor_labels`` decides (whose ``namespace``
 wins when the scraped series has its own) is exactly what Prometheus does under the Operator.
-The Operator's own generator (its Go module) is not built here: see e2e/README.md.
+The Operator's own generator (its Go module) is not built here (not attempted yet).
 """
 
 from __future__ import annotations

@@ -77,6 +77,12 @@ def test_helm_template_refuses_bad_values_with_the_fields_path(render: Renderer,
     assert error in refusal
 
 
+def test_a_word_for_the_replica_count_is_refused_for_its_type_alone(render: Renderer) -> None:
+    refusal = render.refusal({"replicaCount": "two"})
+
+    assert "/peering" not in refusal  # the peering rule applies to numbers of replicas only
+
+
 def test_the_defaults_render(render: Renderer) -> None:
     kinds = {d["kind"] for d in render.documents({})}
 
