@@ -37,6 +37,7 @@ CONTROLLERS: tuple[str, ...] = (
     "serviceaccount-controller",
     "serviceaccount-token-controller",
     "ttl-after-finished-controller",
+    "clusterrole-aggregation-controller",  # the chart's user roles join the built-in view/edit/admin
 )
 
 

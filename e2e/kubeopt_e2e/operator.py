@@ -122,10 +122,13 @@ def _refused(kubectl: Kubectl, probe: dict[str, Any], *args: str) -> bool:
 class OperatorProcess:
     """``python -m kubeopt.cli operator`` against ``kubeconfig``; its log in ``log``."""
 
-    def __init__(self, kubeconfig: Path, log: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, kubeconfig: Path, log: Path, env: Mapping[str, str] | None = None,
+                 module: str = "kubeopt.cli") -> None:
+        """``module``: what ``python -m`` runs with ``operator ...`` (kubeopt_e2e.stall wraps the CLI)."""
         self.kubeconfig = kubeconfig
         self.log = log
         self.env = dict(env or {})
+        self.module = module
         self.metrics_port = free_port()
         self._process: Process | None = None
 
@@ -148,7 +151,7 @@ class OperatorProcess:
         if os.environ.get("PYTHONPATH"):  # run the checkout under test (a git worktree), not the venv's
             env.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
         self._process = Process(
-            "operator", [sys.executable, "-m", "kubeopt.cli", "operator", "--metrics-port", str(self.metrics_port)],
+            "operator", [sys.executable, "-m", self.module, "operator", "--metrics-port", str(self.metrics_port)],
             self.log, env=env)
         wait_until("operator /readyz", self._ready, process=self._process, timeout=timeout)
 

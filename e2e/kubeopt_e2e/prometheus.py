@@ -37,7 +37,9 @@ class PrometheusServer:
     """One Prometheus server; ``url`` once started."""
 
     def __init__(self, work_dir: Path, scrape: Mapping[str, Sequence[str]], rule_files: Sequence[Path] = (),
-                 binary: Path | None = None, interval: str = "1s") -> None:
+                 binary: Path | None = None, interval: str = "1s",
+                 scrape_configs: Sequence[Mapping[str, Any]] = ()) -> None:
+        """``scrape``: static jobs (name: targets); ``scrape_configs``: whole scrape jobs, appended."""
         found = binary or prometheus_binary()
         if found is None:
             raise FileNotFoundError("prometheus is not installed: run e2e/install-debian-tools.sh")
@@ -50,7 +52,7 @@ class PrometheusServer:
             "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
             "rule_files": [str(path) for path in rule_files],
             "scrape_configs": [{"job_name": job, "static_configs": [{"targets": list(targets)}]}
-                               for job, targets in scrape.items()],
+                               for job, targets in scrape.items()] + [dict(c) for c in scrape_configs],
         }))
         self._process: Process | None = None
 

@@ -59,5 +59,5 @@ def test_the_values_schema_allows_more_than_one_replica_only_with_peering_and_sa
 
     assert (replicas["type"], replicas["minimum"], replicas["maximum"]) == ("integer", 0, 3)
     assert "peering" in replicas["description"]
-    assert schema["if"]["properties"]["replicaCount"] == {"minimum": 2}
+    assert schema["if"]["properties"]["replicaCount"] == {"type": "integer", "minimum": 2}
     assert schema["then"]["properties"]["peering"]["properties"]["enabled"] == {"const": True}

@@ -51,9 +51,14 @@ class Answers:
         if self.account_error is not None:
             raise self.account_error
 
+    def patch_namespaced_service_account(self, name: str, namespace: str, body: dict[str, Any],
+                                         _request_timeout: Any = None) -> None:
+        self.calls.append(("serviceaccount-patch", namespace, {"name": name, **body}))
+        self.timeouts.append(_request_timeout)
 
-def _cluster(answers: Answers) -> KubeCluster:
-    cluster = KubeCluster(client.ApiClient(client.Configuration()))
+
+def _cluster(answers: Answers, **kwargs: Any) -> KubeCluster:
+    cluster = KubeCluster(client.ApiClient(client.Configuration()), **kwargs)
     cluster.batch = answers  # type: ignore[assignment]
     cluster.core = answers  # type: ignore[assignment]
     return cluster
@@ -77,6 +82,43 @@ def test_the_worker_account_is_created_once_per_namespace_before_the_first_job()
     account = answers.calls[0][2]
     assert account["metadata"]["name"] == "kubeopt-worker"
     assert account["automountServiceAccountToken"] is False
+
+
+IRSA = {"eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/kubeopt-worker"}
+
+
+def test_the_worker_account_is_created_with_the_charts_annotations() -> None:
+    answers = Answers()
+
+    _cluster(answers, account_annotations=IRSA).create_job(OWNER, _job())
+
+    assert answers.calls[0][0] == "serviceaccount"
+    assert answers.calls[0][2]["metadata"]["annotations"] == IRSA
+
+
+def test_an_existing_worker_account_gets_the_charts_annotations_patched_on() -> None:
+    answers = Answers(account_error=ApiException(status=409))
+
+    _cluster(answers, account_annotations=IRSA).create_job(OWNER, _job())
+
+    assert [kind for kind, _, _ in answers.calls] == ["serviceaccount", "serviceaccount-patch", "job"]
+    assert answers.calls[1][2] == {"name": "kubeopt-worker", "metadata": {"annotations": IRSA}}
+
+
+def test_an_existing_worker_account_without_chart_annotations_is_left_alone() -> None:
+    answers = Answers(account_error=ApiException(status=409))
+
+    _cluster(answers).create_job(OWNER, _job())
+
+    assert [kind for kind, _, _ in answers.calls] == ["serviceaccount", "job"]
+
+
+def test_the_operator_creates_no_worker_account_when_the_chart_or_the_platform_team_does() -> None:
+    answers = Answers()
+
+    _cluster(answers, create_accounts=False).create_job(OWNER, _job())
+
+    assert [kind for kind, _, _ in answers.calls] == ["job"]
 
 
 def test_an_existing_worker_account_and_an_existing_job_are_fine() -> None:

@@ -5,7 +5,7 @@ import re
 
 from kubeopt.api.reasons import EXIT_CODES, PERMANENT, Reason
 from kubeopt.controller.jobs import build_job, permanent_exit_codes
-from kubeopt.controller.settings import DEFAULT_WORKER_SERVICE_ACCOUNT, OperatorSettings
+from kubeopt.controller.settings import DEFAULT_WORKER_SERVICE_ACCOUNT, OperatorSettings, WorkerPod
 
 from .conftest import owner, parsed
 
@@ -176,3 +176,25 @@ def test_the_workers_paths_do_not_grow_with_the_resources_name(settings: Operato
     assert document["metadata"] == {"name": LONGEST_NAME, "namespace": LONGEST_NAMESPACE}
     assert document["spec"]["output"] == {"uri": "s3://artifacts/digits"}  # artifacts go to <output>/<target>/
     assert [m["mountPath"] for m in _container(long_job)["volumeMounts"]] == ["/workspace", "/tmp"]
+
+
+def test_the_charts_pod_settings_reach_every_jobs_pod() -> None:
+    settings = OperatorSettings(worker_pod=WorkerPod(annotations={"sidecar.istio.io/inject": "false"},
+                                                     priority_class_name="batch-low", image_pull_secrets=("regcred",),
+                                                     env=(("HF_HUB_OFFLINE", "1"),)))
+
+    template = _build(settings, storage={"region": "eu-west-1"})["spec"]["template"]
+
+    assert template["metadata"]["annotations"] == {"sidecar.istio.io/inject": "false"}
+    assert template["spec"]["priorityClassName"] == "batch-low"
+    assert template["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+    env = template["spec"]["containers"][0]["env"]
+    assert {"name": "HF_HUB_OFFLINE", "value": "1"} in env and {"name": "AWS_REGION", "value": "eu-west-1"} in env
+
+
+def test_without_chart_pod_settings_a_jobs_pod_has_no_annotations_priority_or_pull_secrets(
+        settings: OperatorSettings) -> None:
+    template = _build(settings)["spec"]["template"]
+
+    assert "annotations" not in template["metadata"]
+    assert not {"priorityClassName", "imagePullSecrets"} & set(template["spec"])

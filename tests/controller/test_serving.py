@@ -34,3 +34,20 @@ def test_metrics_health_and_readiness_are_served_on_one_port() -> None:
         assert _get(port, "/nothing")[0] == 404
     finally:
         server.shutdown()
+
+
+def test_health_and_readiness_fail_with_the_heartbeats_problem() -> None:
+    ready = threading.Event()
+    ready.set()
+    problem: list[str] = []
+    server = serve(0, CollectorRegistry(), ready, host="127.0.0.1", health=lambda: problem[0] if problem else None)
+    port = server.server_address[1]
+    try:
+        healthy = (_get(port, "/healthz"), _get(port, "/readyz"))
+        problem.append("kopf's event loop has not run for 200 s")
+        stuck = (_get(port, "/healthz"), _get(port, "/readyz"))
+    finally:
+        server.shutdown()
+
+    assert healthy == ((200, "ok\n"), (200, "ok\n"))
+    assert stuck == ((503, "kopf's event loop has not run for 200 s\n"),) * 2

@@ -27,6 +27,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "kubeopt.fullname" .) .Values.serviceAccount.name -}}
 {{- else -}}
-{{- default "default" .Values.serviceAccount.name -}}
+{{- required "serviceAccount.name: with serviceAccount.create=false, name the existing ServiceAccount the operator runs as (the chart binds its ClusterRoles to it)" .Values.serviceAccount.name -}}
 {{- end -}}
+{{- end -}}
+
+{{- /* imagePullSecrets as a JSON list of names, for the operator's Jobs. */ -}}
+{{- define "kubeopt.pullSecretNames" -}}
+{{- $names := list -}}
+{{- range .Values.imagePullSecrets }}{{ $names = append $names .name }}{{ end -}}
+{{- toJson $names -}}
 {{- end -}}

@@ -1,9 +1,16 @@
 """Generate the ModelOptimization CustomResourceDefinition from the pydantic models.
 
 Pydantic's JSON schema is turned into a Kubernetes structural schema: ``$ref`` inlined,
-``Optional[X]`` collapsed to ``X``, defaults dropped (the worker owns defaults, so a spec
-means the same with or without admission defaulting), and free-form maps marked with
-``x-kubernetes-preserve-unknown-fields``. Cross-field rules become CEL
+``Optional[X]`` collapsed to ``X``, free-form maps marked with
+``x-kubernetes-preserve-unknown-fields``, and a field's own ``x-kubernetes-*`` markers (int-or-string
+quantities, CEL rules on URIs and quantities) kept.
+
+Defaults are written into each field's description ("Default: 1."), where ``kubectl explain``
+shows them, and not as schema ``default``s: the API server applies schema defaults to stored
+objects whenever it reads them, so a CRD upgrade would change the spec of every existing
+resource, and with it the work hash in each of its Job names (``controller.names``): every
+finished target would run again. The models own the defaults, so a spec means the same with or
+without them written out. Cross-field rules become CEL
 ``x-kubernetes-validations`` that mirror ``spec.cross_field_errors`` (those that come from the
 backend descriptions are written by ``kubeopt.api.backend_rules``).
 """
@@ -13,6 +20,9 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, NoDefault
+from pydantic_core import core_schema
 
 from kubeopt.api.backend_rules import spec_rules, target_rules
 from kubeopt.api.spec import (
@@ -27,7 +37,19 @@ from kubeopt.api.spec import (
 from kubeopt.api.status import ModelOptimizationStatus
 
 _KEEP = {"type", "description", "enum", "pattern", "minimum", "maximum", "exclusiveMinimum",
-         "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems", "format"}
+         "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems", "format",
+         "x-kubernetes-validations"}
+INT_OR_STRING = "x-kubernetes-int-or-string"
+
+
+def _with_default(description: str, node: dict[str, Any]) -> str:
+    """``description`` ending with the field's default, for ``kubectl explain``."""
+    if "default" not in node or node["default"] is None or node["default"] == {}:
+        return description
+    default = node["default"]
+    shown = default if isinstance(default, str) else yaml.safe_dump(default, default_flow_style=True).strip()
+    shown = shown.removesuffix("\n...").strip()
+    return f"{description.rstrip()} Default: {shown}." if description else f"Default: {shown}."
 
 
 def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
@@ -36,6 +58,9 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         target = defs[node["$ref"].split("/")[-1]]
         merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
         return _structural(merged, defs)
+    if node.get(INT_OR_STRING):
+        kept = {k: v for k, v in node.items() if k in ("description", "x-kubernetes-validations")}
+        return {**kept, INT_OR_STRING: True}
     if "anyOf" in node:
         options = [o for o in node["anyOf"] if o.get("type") != "null"]
         rest = {k: v for k, v in node.items() if k not in ("anyOf", "default")}
@@ -45,6 +70,8 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         # A union of scalars (e.g. bool | int | float | str option values).
         return {"description": rest.get("description", ""), "x-kubernetes-preserve-unknown-fields": True}
     out: dict[str, Any] = {k: v for k, v in node.items() if k in _KEEP}
+    if "description" in out or "default" in node:
+        out["description"] = _with_default(out.get("description", ""), node)
     if "exclusiveMinimum" in out:
         out["minimum"], out["exclusiveMinimum"] = out["exclusiveMinimum"], True
     if "exclusiveMaximum" in out:
@@ -69,8 +96,20 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+class _FactoryDefaults(GenerateJsonSchema):
+    """Pydantic's JSON schema, with the defaults of ``default_factory`` fields that are lists or
+    scalars too (benchmark.batchSizes: [1, 8, 32]); nested models' defaults stay out."""
+
+    def get_default_value(self, schema: core_schema.WithDefaultSchema) -> Any:
+        factory = schema.get("default_factory")
+        if factory is None or schema.get("default_factory_takes_data"):
+            return super().get_default_value(schema)
+        value = factory()  # type: ignore[call-arg]
+        return NoDefault if isinstance(value, BaseModel) or value in ([], {}) else value
+
+
 def _schema_of(model: type[Any]) -> dict[str, Any]:
-    raw = model.model_json_schema(by_alias=True, mode="validation")
+    raw = model.model_json_schema(by_alias=True, mode="validation", schema_generator=_FactoryDefaults)
     return _structural(raw, raw.get("$defs", {}))
 
 

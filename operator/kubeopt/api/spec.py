@@ -11,10 +11,11 @@ from its description in ``kubeopt.api.backends``, never spelled out here.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, model_validator
 
 from kubeopt.api.backends import (
     BACKENDS,
@@ -38,6 +39,52 @@ PLURAL = "modeloptimizations"
 SINGULAR = "modeloptimization"
 SHORT_NAMES = ["mopt"]
 TARGET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# Data locations a Job can read and write: s3://, file:// (inside the worker's image or a local
+# run) or a path. Any other scheme (gs://, https://) fails at admission (the CRD's rule) and in
+# the model; pvc:// is refused at admission too: Jobs mount no claims.
+URI_SCHEMES = ("s3", "file", "pvc")
+URI_RULES: list[JsonValue] = [
+    {"rule": "!self.contains('://') || self.startsWith('s3://') || self.startsWith('file://') || "
+             "self.startsWith('pvc://')",
+     "message": "unsupported URI scheme: use s3://bucket/key, file:///path or a path (gs://, https:// and others "
+                "are not read by kubeopt)"},
+    {"rule": "!self.startsWith('pvc://')",
+     "message": "pvc:// is not mounted by kubeopt Jobs: copy the data to object storage (s3://) and name that"},
+]
+# A Kubernetes resource quantity (k8s.io/apimachinery resource.Quantity), as the CRD's CEL
+# isQuantity() accepts it: 4, 500m, 1.5, 16Gi, 16G, 1e3. Not "16GB".
+QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|[eE][+-]?[0-9]+)?$")
+QUANTITY_RULES: list[JsonValue] = [{
+    "rule": "type(self) == int ? self > 0 : (isQuantity(self) && quantity(self).isGreaterThan(quantity('0')))",
+    "message": "must be a positive Kubernetes quantity, e.g. 4, 500m (CPU) or 16Gi, 16G (memory); 16GB is not one",
+}]
+
+
+def _uri(value: str) -> str:
+    scheme = value.split("://", 1)[0] if "://" in value else ""
+    if scheme and scheme not in URI_SCHEMES:
+        raise ValueError(f"{value}: unsupported URI scheme {scheme}://; use s3://bucket/key, file:///path or a path")
+    return value
+
+
+def _quantity(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a Kubernetes quantity, not a boolean")
+    if isinstance(value, int):
+        if value <= 0:
+            raise ValueError(f"{value} must be positive")
+        return str(value)
+    if isinstance(value, str):
+        match = QUANTITY.match(value)
+        if not match:
+            raise ValueError(f"{value!r} is not a Kubernetes quantity: use e.g. 4, 500m, 16Gi or 16G")
+        if float(match.group(1)) == 0:
+            raise ValueError(f"{value!r} must be positive")
+    return value
+
+
+Uri = Annotated[str, BeforeValidator(_uri)]
+Quantity = Annotated[str, BeforeValidator(_quantity)]
 
 
 class Task(StrEnum):
@@ -87,7 +134,8 @@ def _format_doc() -> str:
 class ModelSource(Model):
     """Where the trained model is and how to read it."""
 
-    uri: str = Field(min_length=1, description="Model location: s3://bucket/key, file:///path or a path.")
+    uri: Uri = Field(min_length=1, description="Model location: s3://bucket/key, file:///path or a path.",
+                     json_schema_extra={"x-kubernetes-validations": URI_RULES})
     format: ModelFormat = Field(description=_format_doc())
     inputs: list[TensorSpec] = Field(min_length=1, description="The model's inputs, in call order.")
     task: Task = Field(
@@ -139,7 +187,8 @@ class Target(Model):
 class Calibration(Model):
     """INT8 calibration data and method."""
 
-    uri: str = Field(min_length=1, description="An .npz keyed by input name, or a folder of images.")
+    uri: Uri = Field(min_length=1, description="An .npz keyed by input name, or a folder of images.",
+                     json_schema_extra={"x-kubernetes-validations": URI_RULES})
     samples: int = Field(default=512, ge=1, description="How many samples to calibrate on.")
     batch_size: int = Field(default=32, ge=1, description="Calibration batch size.")
     method: CalibrationMethod | None = Field(
@@ -173,10 +222,11 @@ class AccuracyBudget(Model):
 class Validation(Model):
     """Data to compare each target with the baseline on."""
 
-    uri: str | None = Field(
+    uri: Uri | None = Field(
         default=None,
         description="An .npz keyed by input name (optional 'labels' array), or a folder of images. "
         "Unset: the calibration data, else random inputs.",
+        json_schema_extra={"x-kubernetes-validations": URI_RULES},
     )
     samples: int = Field(default=1000, ge=1, description="At most this many samples.")
     budget: AccuracyBudget = Field(default_factory=AccuracyBudget, description="The accuracy budget.")
@@ -185,17 +235,11 @@ class Validation(Model):
 class Benchmark(Model):
     """Side-by-side timing of baseline and target."""
 
-    batch_sizes: list[int] = Field(
-        default_factory=lambda: [1, 8, 32], min_length=1, description="Batch sizes to time."
+    batch_sizes: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [1, 8, 32], min_length=1, description="Batch sizes to time, each at least 1."
     )
     warmup: int = Field(default=10, ge=0, description="Untimed iterations first.")
     iterations: int = Field(default=50, ge=1, description="Timed iterations per batch size.")
-
-    @model_validator(mode="after")
-    def _batch_sizes_positive(self) -> Benchmark:
-        if any(b < 1 for b in self.batch_sizes):
-            raise ValueError("benchmark.batchSizes: every batch size must be >= 1")
-        return self
 
 
 class Selection(Model):
@@ -212,7 +256,8 @@ class Selection(Model):
 class Output(Model):
     """Where optimized artifacts and reports are published."""
 
-    uri: str = Field(min_length=1, description="s3://bucket/prefix, file:///path or a path.")
+    uri: Uri = Field(min_length=1, description="s3://bucket/prefix, file:///path or a path.",
+                     json_schema_extra={"x-kubernetes-validations": URI_RULES})
     layout: OutputLayout = Field(default=OutputLayout.PLAIN, description="plain or triton (model repository).")
 
 
@@ -243,9 +288,14 @@ class Toleration(Model):
 class Resources(Model):
     """What each target Job's pod asks for."""
 
-    gpu: int = Field(default=1, ge=0, description="nvidia.com/gpu per Job (0: CPU only).")
-    cpu: str | None = Field(default=None, description="CPU request and limit, e.g. '4'.")
-    memory: str | None = Field(default=None, description="Memory request and limit, e.g. '16Gi'.")
+    gpu: int = Field(default=1, ge=0, description="nvidia.com/gpu per Job; 0 for a CPU-only cluster (the default, 1, "
+                     "leaves a Job Unschedulable where no node has a GPU).")
+    cpu: Quantity | None = Field(
+        default=None, description="CPU request and limit, a Kubernetes quantity: 4 or 500m. Unset: none.",
+        json_schema_extra={"x-kubernetes-int-or-string": True, "x-kubernetes-validations": QUANTITY_RULES})
+    memory: Quantity | None = Field(
+        default=None, description="Memory request and limit, a Kubernetes quantity: 16Gi or 16G. Unset: none.",
+        json_schema_extra={"x-kubernetes-int-or-string": True, "x-kubernetes-validations": QUANTITY_RULES})
     node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels to match.")
     tolerations: list[Toleration] = Field(default_factory=list, description="Tolerations for GPU taints.")
 

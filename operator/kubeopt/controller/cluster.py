@@ -5,8 +5,10 @@ Events go through kopf (``kopf.event``), which batches and posts them for the
 resource, so they show in ``kubectl describe``.
 
 Before its first Job in a namespace the operator makes sure the worker ServiceAccount exists
-there (create; 409 means it does): Jobs name it, and the ServiceAccount admission plugin
-refuses pods of an account that does not exist. A Job the API server refuses (403, 422: an
+there (create; 409 means it does, and then only the chart's annotations are patched onto it, for
+IRSA or Workload Identity): Jobs name it, and the ServiceAccount admission plugin refuses pods
+of an account that does not exist. With ``create_accounts`` off (the chart or the platform team
+creates the account) the operator never writes it. A Job the API server refuses (403, 422: an
 admission policy, RBAC) raises ``JobRejected`` with the server's message: retrying the same
 manifest cannot help, so the reconciler records the target as failed instead.
 """
@@ -44,17 +46,22 @@ def server_message(error: ApiException) -> str:
     return str(message or error.reason or f"HTTP {error.status}")
 
 
-def worker_service_account(name: str) -> dict[str, Any]:
+def worker_service_account(name: str, annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The worker's ServiceAccount: no token is mounted from it, and nothing binds it to a role."""
-    return {"apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": {"name": name, "labels": {MANAGED_BY: MANAGED_BY_VALUE}},
+    metadata: dict[str, Any] = {"name": name, "labels": {MANAGED_BY: MANAGED_BY_VALUE}}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata,
             "automountServiceAccountToken": False}
 
 
 class KubeCluster:
     """``reconcile.Cluster`` over a kubernetes ``ApiClient``."""
 
-    def __init__(self, api_client: client.ApiClient) -> None:
+    def __init__(self, api_client: client.ApiClient, create_accounts: bool = True,
+                 account_annotations: Mapping[str, str] | None = None) -> None:
+        self.create_accounts = create_accounts
+        self.account_annotations = dict(account_annotations or {})
         self.batch = client.BatchV1Api(api_client)
         self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
@@ -69,7 +76,7 @@ class KubeCluster:
         account = job["spec"]["template"]["spec"].get("serviceAccountName")
         kopf.adopt(job, owner=cast(kopf.Body, dict(owner_body)))
         try:
-            if account:
+            if account and self.create_accounts:
                 self.ensure_service_account(namespace, account)
             self.batch.create_namespaced_job(namespace, cast(Any, job), _request_timeout=REQUEST_TIMEOUT)
         except ApiException as error:
@@ -86,13 +93,17 @@ class KubeCluster:
         with self._accounts_lock:
             if (namespace, name) in self._accounts:
                 return
+        account = worker_service_account(name, self.account_annotations)
         try:
-            self.core.create_namespaced_service_account(namespace, cast(Any, worker_service_account(name)),
-                                                        _request_timeout=REQUEST_TIMEOUT)
+            self.core.create_namespaced_service_account(namespace, cast(Any, account), _request_timeout=REQUEST_TIMEOUT)
             log.info("created ServiceAccount %s/%s for the worker", namespace, name)
         except ApiException as error:
             if error.status != 409:
                 raise
+            if self.account_annotations:  # an older account: the role it assumes may have changed
+                self.core.patch_namespaced_service_account(
+                    name, namespace, {"metadata": {"annotations": self.account_annotations}},
+                    _request_timeout=REQUEST_TIMEOUT)
         with self._accounts_lock:
             self._accounts.add((namespace, name))
 

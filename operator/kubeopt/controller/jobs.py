@@ -123,9 +123,12 @@ def resources(spec: ModelOptimizationSpec) -> dict[str, Any]:
     return result
 
 
-def storage_env(spec: ModelOptimizationSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(env, envFrom): the endpoint and region as values, credentials only from the Secret."""
-    env = [{"name": "HOME", "value": "/tmp"}]
+def storage_env(spec: ModelOptimizationSpec, extra: tuple[tuple[str, str], ...] = ()
+                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(env, envFrom): the chart's extra variables (jobs.env), the endpoint and region as values,
+    credentials only from the Secret."""
+    env = [{"name": name, "value": value} for name, value in extra]
+    env.append({"name": "HOME", "value": "/tmp"})
     if spec.storage.endpoint:
         env.append({"name": "AWS_ENDPOINT_URL_S3", "value": spec.storage.endpoint})
     if spec.storage.region:
@@ -146,7 +149,7 @@ def pod_failure_policy() -> dict[str, Any]:
 
 
 def pod_spec(owner: Owner, spec: ModelOptimizationSpec, target: Target, settings: OperatorSettings) -> dict[str, Any]:
-    env, env_from = storage_env(spec)
+    env, env_from = storage_env(spec, settings.worker_pod.env)
     container: dict[str, Any] = {
         "name": WORKER_CONTAINER,
         "image": settings.image_for(target.backend, spec.images),
@@ -172,6 +175,10 @@ def pod_spec(owner: Owner, spec: ModelOptimizationSpec, target: Target, settings
         "containers": [container],
         "volumes": [{"name": "workspace", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
     }
+    if settings.worker_pod.priority_class_name:
+        pod["priorityClassName"] = settings.worker_pod.priority_class_name
+    if settings.worker_pod.image_pull_secrets:
+        pod["imagePullSecrets"] = [{"name": name} for name in settings.worker_pod.image_pull_secrets]
     if spec.resources.node_selector:
         pod["nodeSelector"] = dict(spec.resources.node_selector)
     if spec.resources.tolerations:
@@ -182,12 +189,15 @@ def pod_spec(owner: Owner, spec: ModelOptimizationSpec, target: Target, settings
 def build_job(owner: Owner, spec: ModelOptimizationSpec, target: Target, settings: OperatorSettings) -> dict[str, Any]:
     """The Job manifest of one target (owner references are added by the caller: kopf.adopt)."""
     labels = job_labels(owner.name, owner.uid, target.name, owner.generation)
+    template_metadata: dict[str, Any] = {"labels": dict(labels)}
+    if settings.worker_pod.annotations:
+        template_metadata["annotations"] = dict(settings.worker_pod.annotations)
     job_spec: dict[str, Any] = {
         "backoffLimit": spec.backoff_limit,
         "activeDeadlineSeconds": spec.active_deadline_seconds,
         "suspend": spec.suspend,
         "podFailurePolicy": pod_failure_policy(),
-        "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec(owner, spec, target, settings)},
+        "template": {"metadata": template_metadata, "spec": pod_spec(owner, spec, target, settings)},
     }
     if spec.ttl_seconds_after_finished is not None:
         job_spec["ttlSecondsAfterFinished"] = spec.ttl_seconds_after_finished

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import faulthandler
 import logging
 import os
@@ -17,11 +18,12 @@ from prometheus_client import CollectorRegistry
 
 from kubeopt.controller.cluster import KubeCluster
 from kubeopt.controller.handlers import RECONCILE_WORKERS, register
+from kubeopt.controller.liveness import Heartbeat, keep_beating
 from kubeopt.controller.metrics import Metrics
 from kubeopt.controller.peering import Peering, peering_from_env
 from kubeopt.controller.reconcile import Reconciler
 from kubeopt.controller.serving import serve
-from kubeopt.controller.settings import OperatorSettings, settings_from_process
+from kubeopt.controller.settings import OperatorSettings, SettingsError, settings_from_process
 
 log = logging.getLogger(__name__)
 ANNOTATION_PREFIX = "kubeopt.io"
@@ -82,21 +84,39 @@ def configure(settings: kopf.OperatorSettings, peering: Peering | None = None) -
     settings.execution.max_workers = HANDLER_THREADS
 
 
-def build_registry(settings: OperatorSettings, metrics: Metrics, peering: Peering) -> kopf.OperatorRegistry:
+def build_registry(settings: OperatorSettings, metrics: Metrics, peering: Peering,
+                   heartbeat: Heartbeat | None = None) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-    reconciler = Reconciler(settings, metrics, KubeCluster(api_client()))
+    cluster = KubeCluster(api_client(), create_accounts=settings.worker_pod.create_service_account,
+                          account_annotations=settings.worker_pod.service_account_annotations)
+    reconciler = Reconciler(settings, metrics, cluster)
     register(registry, reconciler)
+    beating: set[asyncio.Task[None]] = set()  # a reference, so the task is not collected
 
     @kopf.on.startup(id="configure", registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure(settings, peering)
 
+    if heartbeat is not None:
+        @kopf.on.startup(id="heartbeat", registry=registry)
+        async def start_heartbeat(settings: kopf.OperatorSettings, **_: Any) -> None:
+            beating.add(asyncio.create_task(keep_beating(heartbeat, lambda: settings.execution.executor)))
+
+        @kopf.on.cleanup(id="heartbeat", registry=registry)
+        async def stop_heartbeat(**_: Any) -> None:
+            for task in beating:
+                task.cancel()
+
     return registry
 
 
 def run_operator(namespaces: list[str] | None, metrics_port: int) -> int:
-    """Run until SIGTERM/SIGINT; returns the process exit code."""
-    settings = settings_from_process(namespaces, metrics_port)
+    """Run until SIGTERM/SIGINT; returns the process exit code (2: a setting the chart wrote is malformed)."""
+    try:
+        settings = settings_from_process(namespaces, metrics_port)
+    except SettingsError as error:
+        log.critical("%s", error)
+        return 2
     # `kill -USR1` prints every thread's stack to the log: how to see where a stuck operator waits.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     # kopf logs every successful handler call; Jobs and pods change often. Failures still show.
@@ -113,14 +133,16 @@ def run_with(settings: OperatorSettings, stop: threading.Event | None = None,
     metrics_registry = CollectorRegistry()
     metrics = Metrics(metrics_registry)
     ready = threading.Event()
-    server = serve(settings.metrics_port, metrics_registry, ready)
-    log.info("metrics, /healthz and /readyz on :%d; watching %s", settings.metrics_port,
+    heartbeat = Heartbeat(settings.liveness_timeout)
+    server = serve(settings.metrics_port, metrics_registry, ready, health=heartbeat.problem)
+    log.info("metrics, /healthz and /readyz on :%d (unhealthy after %.0f s without reconciling progress); "
+             "watching %s", settings.metrics_port, settings.liveness_timeout,
              ", ".join(settings.namespaces) or "all namespaces")
     if peering.enabled:
         log.info("peering in ClusterKopfPeering %s as %s, priority %d, lifetime %d s: acting only while no "
                  "older replica is alive", peering.name, peering.identity, peering.priority, peering.lifetime)
     try:
-        kopf.run(registry=build_registry(settings, metrics, peering), standalone=not peering.enabled,
+        kopf.run(registry=build_registry(settings, metrics, peering, heartbeat), standalone=not peering.enabled,
                  identity=peering.identity,  # type: ignore[arg-type]  # kopf's NewType of str
                  priority=peering.priority, peering_name=peering.name,
                  clusterwide=not settings.namespaces, namespaces=settings.namespaces,
