@@ -12,7 +12,6 @@ import re
 import tomllib
 from pathlib import Path
 
-import pytest
 import yaml
 
 from kubeopt.api.backends import BACKENDS, ModelFormat, backend_table, image_env_suffix, image_key, option_field
@@ -22,6 +21,7 @@ from kubeopt.worker.backends.registry import default_registry
 from kubeopt.worker.calibration_methods import ALGORITHMS, TOOLS
 from kubeopt.worker.frameworks import IMAGES
 from kubeopt.worker.source import FAMILY, Representation
+from tests.chart.helm import require_helm
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "kubeopt"
@@ -138,16 +138,7 @@ def test_the_operator_reads_the_image_variables_the_chart_writes() -> None:
 
 
 def _helm() -> str:
-    import os
-    import shutil
-
-    bin_dir = os.environ.get("KUBEOPT_E2E_BIN_DIR")
-    found = str(Path(bin_dir) / "helm") if bin_dir and (Path(bin_dir) / "helm").exists() else shutil.which("helm")
-    if found:
-        return found
-    if os.environ.get("CI"):
-        pytest.fail("helm is needed to render the chart (CI is set): run `make e2e-tools`")
-    pytest.skip("helm not found (set KUBEOPT_E2E_BIN_DIR or put helm on PATH)")
+    return str(require_helm())
 
 
 def test_the_readme_backend_table_is_the_generated_one() -> None:

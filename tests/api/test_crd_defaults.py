@@ -55,7 +55,7 @@ def test_every_default_of_the_models_is_stated_in_the_crd_for_kubectl_explain() 
 
     assert missing == []
     assert ("spec.resources.gpu", 1) in [(p, v) for p, v, _ in defaults]
-    assert {"spec.calibration.samples", "spec.calibration.batchSize", "spec.calibration.method",
+    assert {"spec.calibration.samples", "spec.calibration.batchSize",
             "spec.benchmark.batchSizes"} <= {p for p, _, _ in defaults}
 
 
