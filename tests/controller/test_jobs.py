@@ -28,7 +28,7 @@ def test_worker_runs_kubeopt_with_the_resource_json_and_no_shell(settings: Opera
     assert command[command.index("--termination-log") + 1] == "/dev/termination-log"
     assert command[command.index("--workspace") + 1] == "/workspace"
     document = json.loads(command[command.index("--spec-json") + 1])
-    assert document["metadata"] == {"name": "digits", "namespace": "ml"}
+    assert document["metadata"] == {"name": "digits", "namespace": "ml", "generation": 1}
     assert document["spec"]["targets"][0]["name"] == "ort-fp32"
 
 

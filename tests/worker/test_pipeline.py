@@ -13,7 +13,7 @@ from kubeopt.api.summary import MAX_BYTES
 from kubeopt.storage.manifest import verify
 from kubeopt.storage.store import LocalStore
 from kubeopt.storage.uri import parse_uri
-from tests.conftest import digits_resource, run_kubeopt
+from tests.conftest import current_run, digits_resource, run_kubeopt
 
 pytestmark = pytest.mark.slow
 
@@ -40,20 +40,20 @@ def test_local_run_succeeds_and_prints_the_table(run: dict[str, Any]) -> None:
 
 
 def test_int8_onnx_artifact_really_holds_quantize_nodes(run: dict[str, Any]) -> None:
-    model = onnx.load(str(run["out"] / "ort-int8" / "model.onnx"))
+    model = onnx.load(str(current_run(run["out"], "ort-int8") / "model.onnx"))
     ops = {node.op_type for node in model.graph.node}
 
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
 
 
 def test_fp32_onnx_artifact_has_no_quantize_nodes(run: dict[str, Any]) -> None:
-    model = onnx.load(str(run["out"] / "ort-fp32" / "model.onnx"))
+    model = onnx.load(str(current_run(run["out"], "ort-fp32") / "model.onnx"))
 
     assert "QuantizeLinear" not in {node.op_type for node in model.graph.node}
 
 
 def test_int8_torch_target_was_calibrated_with_pt2e(run: dict[str, Any]) -> None:
-    provenance = json.loads((run["out"] / "compile-int8" / "calibration.json").read_text())
+    provenance = json.loads((current_run(run["out"], "compile-int8") / "calibration.json").read_text())
 
     assert provenance["quantizeOps"] > 0
     assert provenance["observer"] == "MinMaxObserver"
@@ -70,7 +70,7 @@ def test_int8_accuracy_on_digits_stays_within_the_budget(run: dict[str, Any]) ->
 
 
 def test_calibration_provenance_records_data_digest_samples_and_method(run: dict[str, Any]) -> None:
-    provenance = json.loads((run["out"] / "ort-int8" / "calibration.json").read_text())
+    provenance = json.loads((current_run(run["out"], "ort-int8") / "calibration.json").read_text())
 
     assert len(provenance["dataSha256"]) == 64
     assert provenance["samples"] == 256
@@ -80,13 +80,13 @@ def test_calibration_provenance_records_data_digest_samples_and_method(run: dict
 
 def test_every_published_artifact_verifies_against_its_manifest(run: dict[str, Any]) -> None:
     for target in ("ort-fp32", "ort-int8", "compile-int8"):
-        entries = {e.path for e in verify(LocalStore(), parse_uri(str(run["out"] / target)))}
+        entries = {e.path for e in verify(LocalStore(), parse_uri(str(current_run(run["out"], target))))}
         assert {"report.json", "report.html"} <= entries
 
 
 def test_reports_name_the_device_and_draw_charts(run: dict[str, Any]) -> None:
-    report = json.loads((run["out"] / "_report" / "report.json").read_text())
-    page = (run["out"] / "_report" / "report.html").read_text()
+    report = json.loads((current_run(run["out"], "_report") / "report.json").read_text())
+    page = (current_run(run["out"], "_report") / "report.html").read_text()
 
     assert report["device"].startswith("CPU:")
     assert "onnxruntime" in report["versions"] and "torch" in report["versions"]
@@ -128,5 +128,6 @@ def test_triton_layout_publishes_a_model_repository(digits: dict[str, Path], tmp
     assert code == 0, output
     config = (tmp_path / "repo" / "ort" / "ort" / "config.pbtxt").read_text()
     assert 'platform: "onnxruntime_onnx"' in config and "max_batch_size: 32" in config
-    entries = {e.path for e in verify(LocalStore(), parse_uri(str(tmp_path / "repo" / "ort")))}
-    assert "ort/1/model.onnx" in entries
+    assert "version_policy: { specific: { versions: [1] } }" in config
+    assert current_run(tmp_path / "repo", "ort") == tmp_path / "repo" / "ort" / "ort" / "1"
+    assert (tmp_path / "repo" / "ort" / "ort" / "1" / "model.onnx").exists()

@@ -307,6 +307,8 @@ class Output(Model):
 
     uri: str = Field(min_length=1, description="s3://bucket/prefix, file:///path or a path.")
     layout: OutputLayout = Field(default=OutputLayout.PLAIN, description="plain or triton (model repository).")
+    keep_runs: int = Field(default=5, ge=1, le=1000, description="Runs kept per target; older ones are deleted "
+                           "oldest first, never the current one.")
 
 
 class SecretRef(Model):
