@@ -172,6 +172,6 @@ def test_the_workers_paths_do_not_grow_with_the_resources_name(settings: Operato
     for flag in ("--workspace", "--termination-log", "--target"):
         assert long_command[long_command.index(flag) + 1] == short_command[short_command.index(flag) + 1]
     document = json.loads(long_command[long_command.index("--spec-json") + 1])
-    assert document["metadata"] == {"name": LONGEST_NAME, "namespace": LONGEST_NAMESPACE}
+    assert document["metadata"] == {"name": LONGEST_NAME, "namespace": LONGEST_NAMESPACE, "generation": 1}
     assert document["spec"]["output"] == {"uri": "s3://artifacts/digits"}  # artifacts go to <output>/<target>/
     assert [m["mountPath"] for m in _container(long_job)["volumeMounts"]] == ["/workspace", "/tmp"]

@@ -20,7 +20,7 @@ Retention keeps the newest runs up to a count and deletes the oldest first, neve
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import logging
 from collections.abc import Mapping
@@ -243,12 +243,7 @@ def _remove_empty_dirs(uri: StorageURI) -> None:
     path = uri.local_path
     if not path.is_dir():
         return
-    for folder in sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-        try:
+    folders = sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True)
+    for folder in [*folders, path]:
+        with contextlib.suppress(OSError):  # not empty: a file the store does not list (a .partial) stays
             folder.rmdir()
-        except OSError:
-            pass
-    try:
-        path.rmdir()
-    except OSError:
-        pass

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from datetime import UTC, datetime
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +33,13 @@ from kubeopt.storage.errors import ObjectNotFound, StorageError
 from kubeopt.storage.manifest import MANIFEST_NAME
 from kubeopt.storage.publish import publish_folder
 from kubeopt.storage.runs import RunLocation, RunRecord, RunStatus, TargetRuns, new_run_id, spec_digest
-from kubeopt.storage.store import Store, store_for
+from kubeopt.storage.store import S3Settings, Store, store_for
 from kubeopt.storage.uri import StorageURI, parse_uri
 from kubeopt.worker import benchmark, report, validate
 from kubeopt.worker.backends.base import BuildContext, Built
 from kubeopt.worker.backends.registry import BackendRegistry
 from kubeopt.worker.baseline import DESCRIPTIONS, baseline_runner
-from kubeopt.worker.data import Dataset, load_dataset, random_dataset
+from kubeopt.worker.data import Dataset, check_against_outputs, load_dataset, random_dataset
 from kubeopt.worker.device import describe_device, library_versions
 from kubeopt.worker.errors import (
     AccuracyBudgetExceeded,
@@ -48,12 +48,14 @@ from kubeopt.worker.errors import (
     InvalidSpec,
     ModelNotFound,
     StorageFailure,
+    ValidationDataInvalid,
     WorkerError,
     first_line,
 )
 from kubeopt.worker.results import TargetResult
 from kubeopt.worker.runners import Runner
 from kubeopt.worker.select import choose_best, selection_batch
+from kubeopt.worker.signals import Interrupted
 from kubeopt.worker.source import FAMILY, SourceModel
 from kubeopt.worker.triton import triton_config
 
@@ -114,7 +116,7 @@ class _Run:
             raise InvalidSpec(str(error)) from error
 
     def store(self, uri: StorageURI) -> Store:
-        return store_for(uri)
+        return store_for(uri, S3Settings.for_spec(self.spec.storage.endpoint, self.spec.storage.region))
 
     def fetch(self, text: str, dest: Path, missing: type[WorkerError], field: str) -> Path:
         uri = self.uri(text)
@@ -141,21 +143,31 @@ def run_optimization(resource: ModelOptimization, settings: RunSettings, registr
         run = _Run(resource, settings, registry, Path(scratch), run_id, _now())
         targets = _targets(run)
         try:
-            source, validation, calibration, baseline = _prepare(run, targets)
+            inputs = _prepare(run, targets)
         except WorkerError as error:
             failed = [_record_failure(run, TargetResult(t, error.reason, error.message)) for t in targets]
             return _finish(run, failed, error)
-        baseline_outputs = validate.collect_outputs(baseline, validation)
-        settings.progress(f"baseline: timing {DESCRIPTIONS[source.family]} at batch sizes "
-                          f"{run.spec.benchmark.batch_sizes}")
-        baseline_timings = benchmark.time_runner(baseline, validation, run.spec.benchmark)
-        results = []
-        for target in targets:
-            result = _run_target(run, target, source, validation, calibration, baseline_outputs)
-            result = replace(result, baseline_timings=baseline_timings if result.timings else {})
-            result = _publish_target(run, result) if result.succeeded else _record_failure(run, result)
-            results.append(result)
+        results: list[TargetResult] = []
+        try:
+            _run_targets(run, targets, inputs, results)
+        except Interrupted as stop:
+            for target in targets[len(results):]:
+                _record_failure(run, TargetResult(target, Reason.INTERRUPTED, f"{stop.signal_name} stopped the run"))
+            raise
         return _finish(run, results, None)
+
+
+def _run_targets(run: _Run, targets: list[Target], inputs: _Inputs, results: list[TargetResult]) -> None:
+    """Time the baseline, then build, measure and publish each target, appending to ``results``."""
+    baseline_outputs = validate.collect_outputs(inputs.baseline, inputs.validation)
+    run.settings.progress(f"baseline: timing {DESCRIPTIONS[inputs.source.family]} at batch sizes "
+                          f"{run.spec.benchmark.batch_sizes}")
+    baseline_timings = benchmark.time_runner(inputs.baseline, inputs.validation, run.spec.benchmark)
+    for target in targets:
+        result = _run_target(run, target, inputs, baseline_outputs)
+        result = replace(result, baseline_timings=baseline_timings if result.timings else {})
+        result = _publish_target(run, result) if result.succeeded else _record_failure(run, result)
+        results.append(result)
 
 
 def _targets(run: _Run) -> list[Target]:
@@ -168,25 +180,66 @@ def _targets(run: _Run) -> list[Target]:
     return chosen
 
 
-def _prepare(run: _Run, targets: list[Target]) -> tuple[SourceModel, Dataset, Dataset | None, Runner]:
+def _probe_output(run: _Run) -> None:
+    """Prove, before any work, that the output can be written and deleted with the credentials at hand.
+
+    Raises StorageFailure naming the output URI and what to fix; a bad output found at publish
+    time would cost every build and benchmark before it.
+    """
+    output = run.output
+    probe = output.join(f".kubeopt-probe-{run.run_id}")
+    store = run.store(output)
+    try:
+        store.put_bytes(b"kubeopt storage probe\n", probe)
+        store.delete(probe)
+    except StorageError as error:
+        raise StorageFailure(f"output.uri {output} is not writable: {error}") from error
+    run.settings.progress(f"storage: {output} is writable")
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What every target shares: the source model, its data, and the baseline runner."""
+
+    source: SourceModel
+    validation: Dataset
+    calibration: Dataset | None
+    calibration_error: WorkerError | None  # fails the calibrating targets only
+    baseline: Runner
+
+
+def _prepare(run: _Run, targets: list[Target]) -> _Inputs:
     spec, progress = run.spec, run.settings.progress
+    _probe_output(run)
     progress(f"load: {spec.model.format.value} model from {spec.model.uri}")
     model_path = run.fetch(spec.model.uri, run.workspace / "source" / _model_file_name(spec), ModelNotFound,
                            "model.uri")
     if spec.model.format is ModelFormat.ONNX:
         _fetch_external_data(run, spec.model.uri, model_path)
-    calibration = None
-    if spec.calibration is not None and any(t.precision is Precision.INT8 for t in targets):
+    calibration, calibration_error = None, None
+    if spec.calibration is not None and any(_calibrates(t) for t in targets):
         progress(f"calibration data: {spec.calibration.uri}")
-        path = run.fetch(spec.calibration.uri, run.workspace / "data" / "calibration.npz", CalibrationDataInvalid,
-                         "calibration.uri")
-        calibration = load_dataset(path, spec.model.inputs, spec.preprocessing, CalibrationDataInvalid,
-                                   "calibration.uri")
-    validation = _validation_data(run, calibration)
+        try:
+            calibration = _load(run, spec.calibration.uri, "calibration", CalibrationDataInvalid)
+        except WorkerError as error:
+            progress(f"calibration data: {error.reason.value}: {error.message}; only int8 targets will fail")
+            calibration_error = error
+    validation, field, invalid = _validation_data(run, calibration, calibration_error is not None)
     example = {k: v[:EXAMPLE_BATCH] for k, v in validation.batch_of(EXAMPLE_BATCH).items()}
     source = SourceModel(spec.model, model_path, run.workspace / "source", run.settings.device, example)
     progress(f"baseline: {DESCRIPTIONS[source.family]} on {run.settings.device}")
-    return source, validation, calibration, baseline_runner(source)
+    baseline = baseline_runner(source)
+    check_against_outputs(validation, baseline.run(example), spec.model.task, field, invalid)
+    return _Inputs(source, validation, calibration, calibration_error, baseline)
+
+
+def _calibrates(target: Target) -> bool:
+    return target.precision is Precision.INT8
+
+
+def _load(run: _Run, uri: str, name: str, invalid: type[WorkerError]) -> Dataset:
+    path = run.fetch(uri, run.workspace / "data" / f"{name}.npz", invalid, f"{name}.uri")
+    return load_dataset(path, run.spec.model.inputs, run.spec.preprocessing, invalid, f"{name}.uri")
 
 
 def _model_file_name(spec: ModelOptimizationSpec) -> str:
@@ -207,26 +260,31 @@ def _fetch_external_data(run: _Run, uri: str, model_path: Path) -> None:
         raise StorageFailure(f"model.uri: {error}") from error
 
 
-def _validation_data(run: _Run, calibration: Dataset | None) -> Dataset:
+def _validation_data(run: _Run, calibration: Dataset | None,
+                     calibration_failed: bool) -> tuple[Dataset, str, type[WorkerError]]:
+    """(data, the field it came from, the error that names a problem in it)."""
     settings = run.spec.validation
+    invalid: type[WorkerError]
     if settings.uri is not None:
-        path = run.fetch(settings.uri, run.workspace / "data" / "validation.npz", InvalidSpec, "validation.uri")
-        data = load_dataset(path, run.spec.model.inputs, run.spec.preprocessing, InvalidSpec, "validation.uri")
+        data = _load(run, settings.uri, "validation", ValidationDataInvalid)
+        field, invalid = "validation.uri", ValidationDataInvalid
     elif calibration is not None:
-        data = calibration
-    elif run.spec.calibration is not None:
-        path = run.fetch(run.spec.calibration.uri, run.workspace / "data" / "calibration.npz",
-                         CalibrationDataInvalid, "calibration.uri")
-        data = load_dataset(path, run.spec.model.inputs, run.spec.preprocessing, CalibrationDataInvalid,
-                            "calibration.uri")
+        data, field, invalid = calibration, "calibration.uri", CalibrationDataInvalid
+    elif run.spec.calibration is not None and not calibration_failed:
+        data = _load(run, run.spec.calibration.uri, "calibration", CalibrationDataInvalid)
+        field, invalid = "calibration.uri", CalibrationDataInvalid
     else:
         data = random_dataset(run.spec.model.inputs, min(settings.samples, 256))
-    return data.take(settings.samples)
+        field, invalid = "validation.uri", ValidationDataInvalid
+    return data.take(settings.samples), field, invalid
 
 
-def _run_target(run: _Run, target: Target, source: SourceModel, validation: Dataset,
-                calibration: Dataset | None, baseline_outputs: list[np.ndarray]) -> TargetResult:
+def _run_target(run: _Run, target: Target, inputs: _Inputs, baseline_outputs: list[np.ndarray]) -> TargetResult:
     progress = run.settings.progress
+    if _calibrates(target) and inputs.calibration_error is not None:
+        error = inputs.calibration_error
+        progress(f"{target.name}: FAILED {error.reason.value}: {error.message}")
+        return TargetResult(target, error.reason, error.message)
     workspace = run.workspace / "targets" / target.name
     artifact_dir = workspace / "artifact"
     artifact_dir.mkdir(parents=True, exist_ok=True)
@@ -240,12 +298,12 @@ def _run_target(run: _Run, target: Target, source: SourceModel, validation: Data
         previous = _previous_artifact(run, target, workspace / "previous")
         progress(f"{target.name}: build {target.backend.value} {target.precision.value}"
                  + (" (int8 calibration)" if target.precision is Precision.INT8 else ""))
-        context = BuildContext(run.spec, target, source, run.settings.device, workspace, artifact_dir,
-                               calibration, previous)
+        context = BuildContext(run.spec, target, inputs.source, run.settings.device, workspace, artifact_dir,
+                               inputs.calibration, previous)
         built = backend.build(context)
         progress(f"{target.name}: built in {built.compile_seconds:.1f}s"
                  + (" from a stored compile cache" if built.cache_hit else "") + "; validating")
-        return _measure(run, target, built, validation, baseline_outputs)
+        return _measure(run, target, built, inputs.validation, baseline_outputs)
     except WorkerError as error:
         progress(f"{target.name}: FAILED {error.reason.value}: {error.message}")
         return TargetResult(target, error.reason, error.message)
