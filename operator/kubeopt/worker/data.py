@@ -125,8 +125,8 @@ def _checked(dataset: Dataset, inputs: list[TensorSpec], error: type[WorkerError
         actual = list(array.shape[1:])
         fits = len(actual) == len(expected) and all(e in (-1, a) for e, a in zip(expected, actual, strict=True))
         if array.ndim == 0 or not fits:
-            raise error(f"{field}: input {spec.name} has sample shape {actual}, the model expects {expected} "
-                        "(-1 is dynamic); check model.inputs or the data")
+            raise error(f"{field}: {Path(dataset.source).name}, key {spec.name!r}: input {spec.name} has sample "
+                        f"shape {actual}, the model expects {expected} (-1 is dynamic); check model.inputs or the data")
         arrays[spec.name] = np.ascontiguousarray(array.astype(NUMPY_DTYPES[spec.dtype], copy=False))
     counts = {len(a) for a in arrays.values()}
     if len(counts) != 1 or 0 in counts:
