@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,8 @@ def run(digits: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> di
         digits["pt2"], "torch-export", tmp / "out",
         [{"name": "ort-fp32", "backend": "onnxruntime"},
          {"name": "ort-int8", "backend": "onnxruntime", "precision": "int8"},
-         {"name": "compile-int8", "backend": "torch-compile", "precision": "int8"}],
+         {"name": "compile-int8", "backend": "torch-compile", "precision": "int8"},
+         {"name": "compile-fp32", "backend": "torch-compile"}],
         calibration={"uri": str(digits["calibration"]), "samples": 256, "batchSize": 32, "method": "minmax"},
         validation={"uri": str(digits["validation"]), "budget": {"maxTop1Drop": 0.02, "maxRelativeError": 0.1}},
     )
@@ -131,3 +134,38 @@ def test_triton_layout_publishes_a_model_repository(digits: dict[str, Path], tmp
     assert "version_policy: { specific: { versions: [1] } }" in config
     assert current_run(tmp_path / "repo", "ort") == tmp_path / "repo" / "ort" / "ort" / "1"
     assert (tmp_path / "repo" / "ort" / "ort" / "1" / "model.onnx").exists()
+
+
+# Loads a published model the way a server would, in a process that imported nothing of kubeopt
+# (only onnxruntime or torch, as the worker image has them), and runs it at each batch size given.
+LOADER = """
+import sys
+import numpy as np
+path, batches = sys.argv[1], [int(b) for b in sys.argv[2:]]
+if path.endswith(".onnx"):
+    import onnxruntime
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    def run(x): return session.run(None, {"pixels": x})[0]
+else:
+    import torch
+    import torch.ao.quantization.fx._decomposed  # core torch's quantized_decomposed ops, which int8 programs hold
+    module = torch.export.load(path).module()
+    def run(x): return module(torch.from_numpy(x)).detach().numpy()
+for batch in batches:
+    shape = run(np.random.default_rng(batch).random((batch, 1, 8, 8), dtype=np.float32)).shape
+    assert shape == (batch, 10), (batch, shape)
+print("served", batches)
+"""
+
+
+@pytest.mark.parametrize(("target", "file"), [("ort-fp32", "model.onnx"), ("ort-int8", "model.onnx"),
+                                              ("compile-fp32", "model.pt2"), ("compile-int8", "model.pt2")])
+def test_each_published_model_serves_batch_1_an_odd_batch_and_the_largest_in_a_fresh_process(
+        run: dict[str, Any], target: str, file: str) -> None:
+    path = current_run(run["out"], target) / file
+
+    loaded = subprocess.run([sys.executable, "-c", LOADER, str(path), "1", "7", "32"], capture_output=True,
+                            text=True, timeout=300)
+
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert "served [1, 7, 32]" in loaded.stdout
