@@ -89,3 +89,19 @@ def test_every_run_report_is_kept_and_the_pointer_names_the_newest(reruns: dict[
     assert report["targets"][0]["run"]["id"] == reruns["again"]["current"].name
     assert report["targets"][0]["artifact"]["manifestSha256"] == reruns["again"]["message"]["targets"][0][
         "artifact"]["sha256"]
+
+
+def test_changing_a_targets_backend_leaves_no_old_model_beside_the_new_one(
+        digits: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    for backend in ("onnxruntime", "torch-compile"):
+        (tmp_path / backend).mkdir()
+        resource = digits_resource(digits["pt2"], "torch-export", out, [{"name": "t", "backend": backend}],
+                                   validation={"uri": str(digits["validation"]), "samples": 64})
+        resource["spec"]["benchmark"] = {"batchSizes": [2], "warmup": 1, "iterations": 2}
+        code, log, _ = run_kubeopt(tmp_path / backend, resource)
+        assert code == 0, log
+
+    files = sorted(p.name for p in current_run(out, "t").iterdir())
+
+    assert "model.pt2" in files and "model.onnx" not in files, files
