@@ -474,6 +474,50 @@ def test_restarted_operator_creates_no_duplicate_jobs_and_collects_every_result(
     assert len(ran) == 2
 
 
+# -- immutable runs: a failed re-run never becomes current --------------------------------------
+
+def tree(store: S3Store, prefix: str) -> list[str]:
+    """Every key under ``prefix`` relative to it, sorted: what a reader of the bucket sees."""
+    return sorted(item.key[len(prefix):] for item in store.list(parse_uri(f"s3://artifacts/{prefix}")))
+
+
+def test_a_rerun_over_a_tighter_budget_leaves_the_pointer_on_the_last_good_run_in_the_bucket(
+        kubectl: Kubectl, operator: OperatorProcess, kubelet: FakeKubelet, storage: S3Store,
+        s3_server: S3Server) -> None:
+    namespace = new_namespace(kubectl, "e2e-runs")
+    storage_secret(kubectl, namespace, s3_server)
+    body = resource("runs", namespace, [{"name": "ort-int8", "backend": "onnxruntime", "precision": "int8"}],
+                    calibration={"uri": "s3://models/digits/calibration.npz", "samples": 128, "method": "minmax"},
+                    validation={"uri": "s3://models/digits/validation.npz", "budget": {"maxRelativeError": 0.5}},
+                    storage=storage_spec(s3_server))
+    kubectl.apply(yaml.safe_dump(body))
+    good = eventually("generation 1 settled", lambda: settled(kubectl, "runs", namespace), timeout=300,
+                      explain=explain(kubectl, namespace, operator))
+    assert condition(good, "Ready")["status"] == "True", good["status"]
+    first = good["status"]["targets"][0]
+    pointer_key = f"{namespace}/runs/ort-int8/current.json"
+    pointer = json.loads(storage.get_bytes(parse_uri(f"s3://artifacts/{pointer_key}")))
+    assert (pointer["uri"], pointer["manifestSha256"]) == (first["artifact"]["uri"], first["artifact"]["sha256"])
+    assert pointer["runId"] == first["artifact"]["runId"] and "-g1-" in pointer["runId"]
+
+    kubectl("patch", "mopt", "runs", "-n", namespace, "--type=merge",
+            "-p", json.dumps({"spec": {"validation": {"budget": {"maxRelativeError": 1e-9}}}}))
+    tight = eventually("generation 2 settled", lambda: settled(kubectl, "runs", namespace), timeout=300,
+                       explain=explain(kubectl, namespace, operator))
+
+    target = tight["status"]["targets"][0]
+    assert (target["phase"], target["reason"]) == ("Failed", "AccuracyBudgetExceeded"), target
+    failed_run = target["runUri"]
+    assert "-g2-" in failed_run and failed_run != first["artifact"]["uri"]
+    record = json.loads(storage.get_bytes(parse_uri(failed_run).join("run.json")))
+    assert (record["status"], record["reason"]) == ("Failed", "AccuracyBudgetExceeded")
+    failed_prefix = parse_uri(failed_run).key + "/"
+    assert tree(storage, failed_prefix) == ["run.json"]  # nothing of the failed run is readable as an artifact
+    assert json.loads(storage.get_bytes(parse_uri(f"s3://artifacts/{pointer_key}"))) == pointer
+    assert "model.onnx" in [e.path for e in verify(storage, parse_uri(pointer["uri"]))]
+    print(f"s3://artifacts/{namespace}/runs/:\n  " + "\n  ".join(tree(storage, f"{namespace}/runs/")))
+
+
 # -- stuck: Unschedulable --------------------------------------------------------------------
 
 def test_a_pod_no_node_can_take_stalls_the_resource_with_the_schedulers_message(

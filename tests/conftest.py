@@ -44,6 +44,17 @@ def digits_resource(model: Path, fmt: str, output: Path, targets: list[dict[str,
             "spec": body}
 
 
+def current_run(output: Path, target: str) -> Path:
+    """The folder a reader gets by following ``<output>/<target>/current.json``, verified against its manifest."""
+    from kubeopt.storage.runs import current_run as follow
+    from kubeopt.storage.store import LocalStore
+    from kubeopt.storage.uri import parse_uri
+
+    uri = follow(LocalStore(), parse_uri(str(output / target)))
+    assert uri is not None, f"{output / target}: no current run"
+    return uri.local_path
+
+
 def run_kubeopt(tmp_path: Path, resource: dict[str, Any], *extra: str) -> tuple[int, str, dict[str, Any] | None]:
     """Run `kubeopt run` as a user would; return exit code, stderr and the parsed termination message."""
     import json

@@ -28,7 +28,7 @@ def test_worker_runs_kubeopt_with_the_resource_json_and_no_shell(settings: Opera
     assert command[command.index("--termination-log") + 1] == "/dev/termination-log"
     assert command[command.index("--workspace") + 1] == "/workspace"
     document = json.loads(command[command.index("--spec-json") + 1])
-    assert document["metadata"] == {"name": "digits", "namespace": "ml"}
+    assert document["metadata"] == {"name": "digits", "namespace": "ml", "generation": 1}
     assert document["spec"]["targets"][0]["name"] == "ort-fp32"
 
 
@@ -173,7 +173,7 @@ def test_the_workers_paths_do_not_grow_with_the_resources_name(settings: Operato
     for flag in ("--workspace", "--termination-log", "--target"):
         assert long_command[long_command.index(flag) + 1] == short_command[short_command.index(flag) + 1]
     document = json.loads(long_command[long_command.index("--spec-json") + 1])
-    assert document["metadata"] == {"name": LONGEST_NAME, "namespace": LONGEST_NAMESPACE}
+    assert document["metadata"] == {"name": LONGEST_NAME, "namespace": LONGEST_NAMESPACE, "generation": 1}
     assert document["spec"]["output"] == {"uri": "s3://artifacts/digits"}  # artifacts go to <output>/<target>/
     assert [m["mountPath"] for m in _container(long_job)["volumeMounts"]] == ["/workspace", "/tmp"]
 

@@ -26,8 +26,9 @@ def assert_failed(tmp_path: Path, resource: dict[str, Any], reason: Reason, word
     assert message is not None and message["reason"] == reason.value
     assert words in message["message"] or any(words in t.get("message", "") for t in message["targets"])
     assert f"kubeopt: {reason.value}: " in output
-    published = [p for p in tmp_path.rglob("manifest.json") if p.parent.name != "_report"]
+    published = [p for p in tmp_path.rglob("manifest.json") if "_report" not in p.parts]
     assert published == [], "a failed target must publish nothing"
+    assert [p for p in tmp_path.rglob("current.json") if "_report" not in p.parts] == []
     return message
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ from kubeopt.api.summary import MAX_BYTES
 from kubeopt.storage.manifest import verify
 from kubeopt.storage.store import LocalStore
 from kubeopt.storage.uri import parse_uri
-from tests.conftest import digits_resource, run_kubeopt
+from tests.conftest import current_run, digits_resource, run_kubeopt
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +27,8 @@ def run(digits: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> di
         digits["pt2"], "torch-export", tmp / "out",
         [{"name": "ort-fp32", "backend": "onnxruntime"},
          {"name": "ort-int8", "backend": "onnxruntime", "precision": "int8"},
-         {"name": "compile-int8", "backend": "torch-compile", "precision": "int8"}],
+         {"name": "compile-int8", "backend": "torch-compile", "precision": "int8"},
+         {"name": "compile-fp32", "backend": "torch-compile"}],
         calibration={"uri": str(digits["calibration"]), "samples": 256, "batchSize": 32, "method": "minmax"},
         validation={"uri": str(digits["validation"]), "budget": {"maxTop1Drop": 0.02, "maxRelativeError": 0.1}},
     )
@@ -40,20 +43,20 @@ def test_local_run_succeeds_and_prints_the_table(run: dict[str, Any]) -> None:
 
 
 def test_int8_onnx_artifact_really_holds_quantize_nodes(run: dict[str, Any]) -> None:
-    model = onnx.load(str(run["out"] / "ort-int8" / "model.onnx"))
+    model = onnx.load(str(current_run(run["out"], "ort-int8") / "model.onnx"))
     ops = {node.op_type for node in model.graph.node}
 
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
 
 
 def test_fp32_onnx_artifact_has_no_quantize_nodes(run: dict[str, Any]) -> None:
-    model = onnx.load(str(run["out"] / "ort-fp32" / "model.onnx"))
+    model = onnx.load(str(current_run(run["out"], "ort-fp32") / "model.onnx"))
 
     assert "QuantizeLinear" not in {node.op_type for node in model.graph.node}
 
 
 def test_int8_torch_target_was_calibrated_with_pt2e(run: dict[str, Any]) -> None:
-    provenance = json.loads((run["out"] / "compile-int8" / "calibration.json").read_text())
+    provenance = json.loads((current_run(run["out"], "compile-int8") / "calibration.json").read_text())
 
     assert provenance["quantizeOps"] > 0
     assert provenance["observer"] == "MinMaxObserver"
@@ -70,7 +73,7 @@ def test_int8_accuracy_on_digits_stays_within_the_budget(run: dict[str, Any]) ->
 
 
 def test_calibration_provenance_records_data_digest_samples_and_method(run: dict[str, Any]) -> None:
-    provenance = json.loads((run["out"] / "ort-int8" / "calibration.json").read_text())
+    provenance = json.loads((current_run(run["out"], "ort-int8") / "calibration.json").read_text())
 
     assert len(provenance["dataSha256"]) == 64
     assert provenance["samples"] == 256
@@ -89,13 +92,13 @@ def test_calibration_provenance_records_the_tool_and_the_algorithm_that_ran(run:
 
 def test_every_published_artifact_verifies_against_its_manifest(run: dict[str, Any]) -> None:
     for target in ("ort-fp32", "ort-int8", "compile-int8"):
-        entries = {e.path for e in verify(LocalStore(), parse_uri(str(run["out"] / target)))}
+        entries = {e.path for e in verify(LocalStore(), parse_uri(str(current_run(run["out"], target))))}
         assert {"report.json", "report.html"} <= entries
 
 
 def test_reports_name_the_device_and_draw_charts(run: dict[str, Any]) -> None:
-    report = json.loads((run["out"] / "_report" / "report.json").read_text())
-    page = (run["out"] / "_report" / "report.html").read_text()
+    report = json.loads((current_run(run["out"], "_report") / "report.json").read_text())
+    page = (current_run(run["out"], "_report") / "report.html").read_text()
 
     assert report["device"].startswith("CPU:")
     assert "onnxruntime" in report["versions"] and "torch" in report["versions"]
@@ -137,5 +140,41 @@ def test_triton_layout_publishes_a_model_repository(digits: dict[str, Path], tmp
     assert code == 0, output
     config = (tmp_path / "repo" / "ort" / "ort" / "config.pbtxt").read_text()
     assert 'platform: "onnxruntime_onnx"' in config and "max_batch_size: 32" in config
-    entries = {e.path for e in verify(LocalStore(), parse_uri(str(tmp_path / "repo" / "ort")))}
-    assert "ort/1/model.onnx" in entries
+    assert "version_policy: { specific: { versions: [1] } }" in config
+    assert current_run(tmp_path / "repo", "ort") == tmp_path / "repo" / "ort" / "ort" / "1"
+    assert (tmp_path / "repo" / "ort" / "ort" / "1" / "model.onnx").exists()
+
+
+# Loads a published model the way a server would, in a process that imported nothing of kubeopt
+# (only onnxruntime or torch, as the worker image has them), and runs it at each batch size given.
+LOADER = """
+import sys
+import numpy as np
+path, batches = sys.argv[1], [int(b) for b in sys.argv[2:]]
+if path.endswith(".onnx"):
+    import onnxruntime
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    def run(x): return session.run(None, {"pixels": x})[0]
+else:
+    import torch
+    import torch.ao.quantization.fx._decomposed  # core torch's quantized_decomposed ops, which int8 programs hold
+    module = torch.export.load(path).module()
+    def run(x): return module(torch.from_numpy(x)).detach().numpy()
+for batch in batches:
+    shape = run(np.random.default_rng(batch).random((batch, 1, 8, 8), dtype=np.float32)).shape
+    assert shape == (batch, 10), (batch, shape)
+print("served", batches)
+"""
+
+
+@pytest.mark.parametrize(("target", "file"), [("ort-fp32", "model.onnx"), ("ort-int8", "model.onnx"),
+                                              ("compile-fp32", "model.pt2"), ("compile-int8", "model.pt2")])
+def test_each_published_model_serves_batch_1_an_odd_batch_and_the_largest_in_a_fresh_process(
+        run: dict[str, Any], target: str, file: str) -> None:
+    path = current_run(run["out"], target) / file
+
+    loaded = subprocess.run([sys.executable, "-c", LOADER, str(path), "1", "7", "32"], capture_output=True,
+                            text=True, timeout=300)
+
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert "served [1, 7, 32]" in loaded.stdout

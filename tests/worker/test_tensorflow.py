@@ -11,7 +11,7 @@ from typing import Any
 import onnx
 import pytest
 
-from tests.conftest import run_kubeopt
+from tests.conftest import current_run, run_kubeopt
 
 pytestmark = [
     pytest.mark.slow,
@@ -59,7 +59,7 @@ def test_tensorflow_model_is_converted_calibrated_and_matches_tensorflow(
     assert targets["ort-fp32"]["relative_error"] < 1e-5
     assert targets["ort-int8"]["within_budget"] is True
     assert targets["ort-int8"]["accuracy"] > 0.85
-    int8 = onnx.load(str(tmp_path / "out" / "ort-int8" / "model.onnx"))
+    int8 = onnx.load(str(current_run(tmp_path / "out", "ort-int8") / "model.onnx"))
     assert [i.name for i in int8.graph.input] == ["pixels"]
     assert "QuantizeLinear" in {n.op_type for n in int8.graph.node}
 

@@ -29,6 +29,11 @@ class Reason(StrEnum):
     # reason, never a worker's exit code; the message is the server's.
     JOB_REJECTED = "JobRejected"
     INTERNAL_ERROR = "InternalError"
+    # SIGTERM or SIGINT ended the run (eviction, deletion, Ctrl-C): nothing of it became current.
+    INTERRUPTED = "Interrupted"
+    # validation.uri is unreadable or does not fit the model (non-finite values, labels that are
+    # not class indices of its output); calibration data has CalibrationDataInvalid.
+    VALIDATION_DATA_INVALID = "ValidationDataInvalid"
 
 
 EXIT_CODES: dict[Reason, int] = {
@@ -44,6 +49,8 @@ EXIT_CODES: dict[Reason, int] = {
     Reason.STORAGE_ERROR: 18,
     Reason.BUILD_FAILED: 19,
     Reason.INTERNAL_ERROR: 70,
+    Reason.INTERRUPTED: 20,
+    Reason.VALIDATION_DATA_INVALID: 21,
 }
 
 # Failures that a retry of the same Job cannot fix: the controller does not count them as
@@ -58,6 +65,7 @@ PERMANENT: frozenset[Reason] = frozenset(
         Reason.CALIBRATION_DATA_INVALID,
         Reason.BACKEND_UNAVAILABLE,
         Reason.ACCURACY_BUDGET_EXCEEDED,
+        Reason.VALIDATION_DATA_INVALID,
     }
 )
 

@@ -259,6 +259,8 @@ class Output(Model):
     uri: Uri = Field(min_length=1, description="s3://bucket/prefix, file:///path or a path.",
                      json_schema_extra={"x-kubernetes-validations": URI_RULES})
     layout: OutputLayout = Field(default=OutputLayout.PLAIN, description="plain or triton (model repository).")
+    keep_runs: int = Field(default=5, ge=1, le=1000, description="Runs kept per target; older ones are deleted "
+                           "oldest first, never the current one.")
 
 
 class SecretRef(Model):

@@ -51,6 +51,8 @@ class ArtifactStatus(StatusModel):
     uri: str = Field(description="Where the optimized model is.")
     sha256: str = Field(description="sha256 of its manifest.json.")
     size: int = Field(description="Bytes published.")
+    run_id: str | None = Field(default=None, description="The run it was published by (<output>/<target>/runs/"
+                               "<runId>/).")
 
 
 class FailureStatus(StatusModel):
@@ -74,6 +76,8 @@ class TargetStatus(StatusModel):
                                                 "later attempts fail differently or succeed.")
     metrics: TargetMetrics | None = Field(default=None, description="Measured figures.")
     artifact: ArtifactStatus | None = Field(default=None, description="The published artifact.")
+    run_uri: str | None = Field(default=None, description="The last attempt's run location; a failed run holds "
+                                "only its run.json and never becomes current.")
 
 
 class Best(StatusModel):

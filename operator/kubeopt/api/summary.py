@@ -22,6 +22,7 @@ class ArtifactRef(BaseModel):
     uri: str
     sha256: str = Field(description="sha256 of the artifact's manifest.json.")
     size: int = Field(description="Bytes of all published files.")
+    run_id: str | None = Field(default=None, description="The run the artifact belongs to.")
 
 
 class TargetSummary(BaseModel):
@@ -47,6 +48,7 @@ class TargetSummary(BaseModel):
     within_budget: bool | None = None
     throughput_by_batch: dict[str, float] | None = None
     artifact: ArtifactRef | None = None
+    run_uri: str | None = Field(default=None, description="This run's location (its run.json), failed runs too.")
 
 
 class Summary(BaseModel):

@@ -71,11 +71,12 @@ def permanent_exit_codes() -> list[int]:
 
 
 def resource_json(owner: Owner, target: str) -> str:
-    """The resource as the worker reads it from ``--spec-json``: its name and the target's work."""
+    """The resource as the worker reads it from ``--spec-json``: its name and generation (part of the
+    run id the worker publishes under) and the target's work."""
     document = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": KIND,
-        "metadata": {"name": owner.name, "namespace": owner.namespace},
+        "metadata": {"name": owner.name, "namespace": owner.namespace, "generation": owner.generation},
         "spec": work(owner.spec, target),
     }
     return json.dumps(document, separators=(",", ":"), sort_keys=True)

@@ -49,12 +49,14 @@ def target_status(name: str, job_name: str, observation: Observation | None,
         first_failure = previous.first_failure  # its pod is gone (deleted, evicted): the record stays
     artifact = None
     if result is not None and result.artifact is not None:
-        artifact = ArtifactStatus(uri=result.artifact.uri, sha256=result.artifact.sha256, size=result.artifact.size)
+        artifact = ArtifactStatus(uri=result.artifact.uri, sha256=result.artifact.sha256, size=result.artifact.size,
+                                  run_id=result.artifact.run_id)
     return TargetStatus(
         name=name, phase=observation.phase, job_name=observation.job_name, attempts=observation.attempts,
         start_time=observation.start_time, completion_time=observation.completion_time,
         cache_hit=result.cache_hit if result else None, reason=observation.reason, message=observation.message,
         first_failure=first_failure, metrics=metrics_of(result) if result else None, artifact=artifact,
+        run_uri=result.run_uri if result else None,
     )
 
 

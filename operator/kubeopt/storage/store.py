@@ -109,6 +109,12 @@ class S3Settings:
             region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
         )
 
+    @classmethod
+    def for_spec(cls, endpoint: str | None, region: str | None) -> S3Settings:
+        """spec.storage's endpoint and region, else the environment's: a local run honours the spec as a Job does."""
+        env = cls.from_env()
+        return cls(endpoint_url=endpoint or env.endpoint_url, region=region or env.region)
+
 
 class S3Store:
     """An S3 bucket through boto3, with a custom endpoint for MinIO and friends."""
@@ -188,8 +194,12 @@ class S3Store:
         if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"):
             return StorageError(f"cannot {verb} {uri}: access denied ({code}); check the credentials in "
                                 "storage.secretRef")
+        if type(error).__name__ in ("NoCredentialsError", "PartialCredentialsError"):
+            return StorageError(f"cannot {verb} {uri}: no S3 credentials (AWS_ACCESS_KEY_ID and "
+                                "AWS_SECRET_ACCESS_KEY are not set); name a Secret holding them in "
+                                "storage.secretRef, or export them for a local run")
         if type(error).__name__ in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError",
-                                    "ReadTimeoutError", "NoCredentialsError"):
+                                    "ReadTimeoutError"):
             return StorageError(f"cannot {verb} {uri}: {type(error).__name__} at {self._endpoint}; check "
                                 "storage.endpoint and storage.secretRef", retryable=True)
         if type(error).__name__ in ("ClientError", "S3UploadFailedError", "BotoCoreError"):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kubeopt.api.spec import Preprocessing, TensorSpec
+from kubeopt.api.spec import Preprocessing, Task, TensorSpec
 from kubeopt.worker.errors import InvalidSpec, WorkerError
 
 LABELS_KEY = "labels"
@@ -125,16 +125,67 @@ def _checked(dataset: Dataset, inputs: list[TensorSpec], error: type[WorkerError
         actual = list(array.shape[1:])
         fits = len(actual) == len(expected) and all(e in (-1, a) for e, a in zip(expected, actual, strict=True))
         if array.ndim == 0 or not fits:
-            raise error(f"{field}: input {spec.name} has sample shape {actual}, the model expects {expected} "
-                        "(-1 is dynamic); check model.inputs or the data")
+            raise error(f"{field}: {Path(dataset.source).name}, key {spec.name!r}: input {spec.name} has sample "
+                        f"shape {actual}, the model expects {expected} (-1 is dynamic); check model.inputs or the data")
         arrays[spec.name] = np.ascontiguousarray(array.astype(NUMPY_DTYPES[spec.dtype], copy=False))
     counts = {len(a) for a in arrays.values()}
     if len(counts) != 1 or 0 in counts:
         raise error(f"{field}: every input needs the same, non-zero number of samples; got {sorted(counts)}")
-    labels = dataset.labels
-    if labels is not None and (labels.ndim != 1 or len(labels) != len(next(iter(arrays.values())))):
-        raise error(f"{field}: '{LABELS_KEY}' must be one integer per sample")
-    return Dataset(arrays, labels, dataset.sha256, dataset.source)
+    count = len(next(iter(arrays.values())))
+    _check_finite(arrays, dataset.source, error, field)
+    _check_labels(dataset.labels, count, dataset.source, error, field)
+    return Dataset(arrays, dataset.labels, dataset.sha256, dataset.source)
+
+
+def _check_finite(arrays: dict[str, np.ndarray], source: str, error: type[WorkerError], field: str) -> None:
+    for name, array in arrays.items():
+        if not np.issubdtype(array.dtype, np.floating):
+            continue
+        finite = np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+        if not finite.all():
+            index = int(np.argmin(finite))
+            raise error(f"{field}: {Path(source).name}, key {name!r}: sample {index} holds a non-finite value "
+                        f"(NaN or infinity), {int((~finite).sum())} samples in all; fix or drop them")
+
+
+def _check_labels(labels: np.ndarray | None, count: int, source: str, error: type[WorkerError], field: str) -> None:
+    if labels is None:
+        return
+    where = f"{field}: {Path(source).name}, key '{LABELS_KEY}'"
+    if labels.ndim != 1 or len(labels) != count:
+        raise error(f"{where}: {len(labels) if labels.ndim else 0} labels (shape {list(labels.shape)}) for "
+                    f"{count} samples; give one class index per sample")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise error(f"{where}: dtype {labels.dtype}; labels are class indices, so save them as integers "
+                    "(e.g. labels.astype('int64'))")
+    negative = np.flatnonzero(labels < 0)
+    if negative.size:
+        raise error(f"{where}: sample {int(negative[0])} has label {int(labels[negative[0]])}; class indices start "
+                    "at 0")
+
+
+def check_against_outputs(data: Dataset, outputs: list[np.ndarray], task: Task, field: str,
+                          error: type[WorkerError]) -> None:
+    """Check the data's labels against what the model returns, before any target is built.
+
+    A classifier's first output must be a class score vector per sample ([batch, classes]), and
+    every label a class index below ``classes``. Raises InvalidSpec (model.task) or ``error``.
+    """
+    if task is not Task.CLASSIFICATION:
+        return
+    scores = outputs[0]
+    wide = [d for d in scores.shape[1:] if d != 1]
+    if len(wide) != 1 or wide[0] < 2:
+        raise InvalidSpec(f"model.task: classification needs the model's first output to be class scores "
+                          f"[batch, classes]; it has shape {list(scores.shape)}; set model.task: generic")
+    classes = wide[0]
+    if data.labels is None:
+        return
+    beyond = np.flatnonzero(data.labels >= classes)
+    if beyond.size:
+        raise error(f"{field}: {Path(data.source).name}, key '{LABELS_KEY}': sample {int(beyond[0])} has label "
+                    f"{int(data.labels[beyond[0]])}, but the model's output has {classes} classes (labels 0.."
+                    f"{classes - 1}); {beyond.size} labels in all are out of range")
 
 
 def random_dataset(inputs: list[TensorSpec], samples: int, seed: int = 0) -> Dataset:

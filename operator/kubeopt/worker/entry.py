@@ -14,6 +14,7 @@ from kubeopt.worker.backends.registry import default_registry
 from kubeopt.worker.device import resolve_device
 from kubeopt.worker.errors import WorkerError
 from kubeopt.worker.pipeline import RunSettings, run_optimization
+from kubeopt.worker.signals import Interrupted, interruptible
 from kubeopt.worker.table import render_table
 from kubeopt.worker.termination import build_summary, write_termination_message
 
@@ -31,10 +32,15 @@ def run_and_report(resource: ModelOptimization, args: argparse.Namespace, base_d
     """Run the resource; exit 0 when a target succeeded, else the first failure's exit code."""
     progress = (lambda _: None) if args.quiet else (lambda line: log.info("%s", line))
     try:
-        device = resolve_device(args.device, resource.spec.resources.gpu)
-        settings = RunSettings(device=device, workspace=args.workspace, only_target=args.target,
-                               base_dir=base_dir, progress=progress)
-        outcome = run_optimization(resource, settings, default_registry())
+        with interruptible():
+            device = resolve_device(args.device, resource.spec.resources.gpu)
+            settings = RunSettings(device=device, workspace=args.workspace, only_target=args.target,
+                                   base_dir=base_dir, progress=progress)
+            outcome = run_optimization(resource, settings, default_registry())
+    except Interrupted as stop:
+        return fail_early(Reason.INTERRUPTED, f"{stop.signal_name} stopped the run; its workspace was removed and "
+                          "no target's current.json moved to it (run it again, or raise "
+                          "spec.activeDeadlineSeconds if the Job's deadline sent it)", args.termination_log)
     except WorkerError as error:
         return fail_early(error.reason, error.message, args.termination_log)
     except Exception as error:  # a bug: keep the traceback in the log, still tell the controller

@@ -57,6 +57,10 @@ class CalibrationDataInvalid(WorkerError):
     reason = Reason.CALIBRATION_DATA_INVALID
 
 
+class ValidationDataInvalid(WorkerError):
+    reason = Reason.VALIDATION_DATA_INVALID
+
+
 class AccuracyBudgetExceeded(WorkerError):
     reason = Reason.ACCURACY_BUDGET_EXCEEDED
 

@@ -2,8 +2,9 @@
 
 A run covers every target of the spec (``kubeopt run``) or one (a target Job). The baseline
 is run once per process, on the same device as the targets, so speedups are side by side.
-A target's failure is recorded with its reason and the other targets go on; nothing of a
-failed target is published, and a published target's manifest is written last.
+A target's failure is recorded with its reason and the other targets go on. Each run publishes
+into its own location (storage/runs.py): a succeeded target's files, its manifest last, its
+run.json, then the target's current.json pointer; a failed target only its run.json.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +30,16 @@ from kubeopt.api.spec import (
     to_wire,
 )
 from kubeopt.storage.errors import ObjectNotFound, StorageError
-from kubeopt.storage.manifest import MANIFEST_NAME, verify
+from kubeopt.storage.manifest import MANIFEST_NAME
 from kubeopt.storage.publish import publish_folder
-from kubeopt.storage.store import Store, store_for
+from kubeopt.storage.runs import RunLocation, RunRecord, RunStatus, TargetRuns, new_run_id, spec_digest
+from kubeopt.storage.store import S3Settings, Store, store_for
 from kubeopt.storage.uri import StorageURI, parse_uri
 from kubeopt.worker import benchmark, report, validate
 from kubeopt.worker.backends.base import BuildContext, Built
 from kubeopt.worker.backends.registry import BackendRegistry, check_precision
 from kubeopt.worker.baseline import DESCRIPTIONS, baseline_runner
-from kubeopt.worker.data import Dataset, load_dataset, random_dataset
+from kubeopt.worker.data import Dataset, check_against_outputs, load_dataset, random_dataset
 from kubeopt.worker.device import describe_device, library_versions
 from kubeopt.worker.errors import (
     AccuracyBudgetExceeded,
@@ -45,18 +48,21 @@ from kubeopt.worker.errors import (
     InvalidSpec,
     ModelNotFound,
     StorageFailure,
+    ValidationDataInvalid,
     WorkerError,
     first_line,
 )
 from kubeopt.worker.results import TargetResult
 from kubeopt.worker.runners import Runner
 from kubeopt.worker.select import choose_best, selection_batch
+from kubeopt.worker.signals import Interrupted
 from kubeopt.worker.source import FAMILY, SourceModel
-from kubeopt.worker.triton import to_triton_layout
+from kubeopt.worker.triton import triton_config
 
 log = logging.getLogger(__name__)
 EXAMPLE_BATCH = 2  # torch.export specializes a dimension of size 1, so examples use 2
 CACHE_FILES = ("compile-cache.bin", "timing.cache")
+REPORT_FOLDER = "_report"
 
 
 @dataclass(frozen=True)
@@ -85,10 +91,23 @@ class _Run:
     settings: RunSettings
     registry: BackendRegistry
     workspace: Path
+    run_id: str
+    started_at: str
 
     @property
     def spec(self) -> ModelOptimizationSpec:
         return self.resource.spec
+
+    @property
+    def output(self) -> StorageURI:
+        return self.uri(self.spec.output.uri)
+
+    def target_runs(self, target: Target) -> TargetRuns:
+        root = self.output.join(target.name)
+        if self.spec.output.layout is OutputLayout.TRITON:
+            config = triton_config(target, max(self.spec.benchmark.batch_sizes))
+            return TargetRuns(self.store(root), root, triton_model=target.name, triton_config=config)
+        return TargetRuns(self.store(root), root)
 
     def uri(self, text: str) -> StorageURI:
         try:
@@ -97,7 +116,7 @@ class _Run:
             raise InvalidSpec(str(error)) from error
 
     def store(self, uri: StorageURI) -> Store:
-        return store_for(uri)
+        return store_for(uri, S3Settings.for_spec(self.spec.storage.endpoint, self.spec.storage.region))
 
     def fetch(self, text: str, dest: Path, missing: type[WorkerError], field: str) -> Path:
         uri = self.uri(text)
@@ -116,26 +135,39 @@ class _Run:
 
 def run_optimization(resource: ModelOptimization, settings: RunSettings, registry: BackendRegistry) -> RunOutcome:
     """Run the spec's targets (or the one named in settings) and publish what succeeds."""
-    with tempfile.TemporaryDirectory(prefix="kubeopt-") as scratch:
-        run = _Run(resource, settings, registry, settings.workspace or Path(scratch))
+    if settings.workspace is not None:
+        settings.workspace.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="kubeopt-", dir=settings.workspace) as scratch:
+        generation = getattr(resource.metadata, "generation", None)
+        run_id = new_run_id(to_wire(resource.spec), generation if isinstance(generation, int) else None)
+        run = _Run(resource, settings, registry, Path(scratch), run_id, _now())
         targets = _targets(run)
         try:
-            source, validation, calibration, baseline = _prepare(run, targets)
+            inputs = _prepare(run, targets)
         except WorkerError as error:
-            failed = [TargetResult(t, error.reason, error.message) for t in targets]
+            failed = [_record_failure(run, TargetResult(t, error.reason, error.message)) for t in targets]
             return _finish(run, failed, error)
-        baseline_outputs = validate.collect_outputs(baseline, validation)
-        settings.progress(f"baseline: timing {DESCRIPTIONS[source.family]} at batch sizes "
-                          f"{run.spec.benchmark.batch_sizes}")
-        baseline_timings = benchmark.time_runner(baseline, validation, run.spec.benchmark)
-        results = []
-        for target in targets:
-            result = _run_target(run, target, source, validation, calibration, baseline_outputs)
-            result = replace(result, baseline_timings=baseline_timings if result.timings else {})
-            if result.succeeded:
-                result = _publish_target(run, result)
-            results.append(result)
+        results: list[TargetResult] = []
+        try:
+            _run_targets(run, targets, inputs, results)
+        except Interrupted as stop:
+            for target in targets[len(results):]:
+                _record_failure(run, TargetResult(target, Reason.INTERRUPTED, f"{stop.signal_name} stopped the run"))
+            raise
         return _finish(run, results, None)
+
+
+def _run_targets(run: _Run, targets: list[Target], inputs: _Inputs, results: list[TargetResult]) -> None:
+    """Time the baseline, then build, measure and publish each target, appending to ``results``."""
+    baseline_outputs = validate.collect_outputs(inputs.baseline, inputs.validation)
+    run.settings.progress(f"baseline: timing {DESCRIPTIONS[inputs.source.family]} at batch sizes "
+                          f"{run.spec.benchmark.batch_sizes}")
+    baseline_timings = benchmark.time_runner(inputs.baseline, inputs.validation, run.spec.benchmark)
+    for target in targets:
+        result = _run_target(run, target, inputs, baseline_outputs)
+        result = replace(result, baseline_timings=baseline_timings if result.timings else {})
+        result = _publish_target(run, result) if result.succeeded else _record_failure(run, result)
+        results.append(result)
 
 
 def _targets(run: _Run) -> list[Target]:
@@ -148,25 +180,66 @@ def _targets(run: _Run) -> list[Target]:
     return chosen
 
 
-def _prepare(run: _Run, targets: list[Target]) -> tuple[SourceModel, Dataset, Dataset | None, Runner]:
+def _probe_output(run: _Run) -> None:
+    """Prove, before any work, that the output can be written and deleted with the credentials at hand.
+
+    Raises StorageFailure naming the output URI and what to fix; a bad output found at publish
+    time would cost every build and benchmark before it.
+    """
+    output = run.output
+    probe = output.join(f".kubeopt-probe-{run.run_id}")
+    store = run.store(output)
+    try:
+        store.put_bytes(b"kubeopt storage probe\n", probe)
+        store.delete(probe)
+    except StorageError as error:
+        raise StorageFailure(f"output.uri {output} is not writable: {error}") from error
+    run.settings.progress(f"storage: {output} is writable")
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What every target shares: the source model, its data, and the baseline runner."""
+
+    source: SourceModel
+    validation: Dataset
+    calibration: Dataset | None
+    calibration_error: WorkerError | None  # fails the calibrating targets only
+    baseline: Runner
+
+
+def _prepare(run: _Run, targets: list[Target]) -> _Inputs:
     spec, progress = run.spec, run.settings.progress
+    _probe_output(run)
     progress(f"load: {spec.model.format.value} model from {spec.model.uri}")
     model_path = run.fetch(spec.model.uri, run.workspace / "source" / _model_file_name(spec), ModelNotFound,
                            "model.uri")
     if spec.model.format is ModelFormat.ONNX:
         _fetch_external_data(run, spec.model.uri, model_path)
-    calibration = None
-    if spec.calibration is not None and any(t.precision is Precision.INT8 for t in targets):
+    calibration, calibration_error = None, None
+    if spec.calibration is not None and any(_calibrates(t) for t in targets):
         progress(f"calibration data: {spec.calibration.uri}")
-        path = run.fetch(spec.calibration.uri, run.workspace / "data" / "calibration.npz", CalibrationDataInvalid,
-                         "calibration.uri")
-        calibration = load_dataset(path, spec.model.inputs, spec.preprocessing, CalibrationDataInvalid,
-                                   "calibration.uri")
-    validation = _validation_data(run, calibration)
+        try:
+            calibration = _load(run, spec.calibration.uri, "calibration", CalibrationDataInvalid)
+        except WorkerError as error:
+            progress(f"calibration data: {error.reason.value}: {error.message}; only int8 targets will fail")
+            calibration_error = error
+    validation, field, invalid = _validation_data(run, calibration, calibration_error is not None)
     example = {k: v[:EXAMPLE_BATCH] for k, v in validation.batch_of(EXAMPLE_BATCH).items()}
     source = SourceModel(spec.model, model_path, run.workspace / "source", run.settings.device, example)
     progress(f"baseline: {DESCRIPTIONS[source.family]} on {run.settings.device}")
-    return source, validation, calibration, baseline_runner(source)
+    baseline = baseline_runner(source)
+    check_against_outputs(validation, baseline.run(example), spec.model.task, field, invalid)
+    return _Inputs(source, validation, calibration, calibration_error, baseline)
+
+
+def _calibrates(target: Target) -> bool:
+    return target.precision is Precision.INT8
+
+
+def _load(run: _Run, uri: str, name: str, invalid: type[WorkerError]) -> Dataset:
+    path = run.fetch(uri, run.workspace / "data" / f"{name}.npz", invalid, f"{name}.uri")
+    return load_dataset(path, run.spec.model.inputs, run.spec.preprocessing, invalid, f"{name}.uri")
 
 
 def _model_file_name(spec: ModelOptimizationSpec) -> str:
@@ -187,26 +260,31 @@ def _fetch_external_data(run: _Run, uri: str, model_path: Path) -> None:
         raise StorageFailure(f"model.uri: {error}") from error
 
 
-def _validation_data(run: _Run, calibration: Dataset | None) -> Dataset:
+def _validation_data(run: _Run, calibration: Dataset | None,
+                     calibration_failed: bool) -> tuple[Dataset, str, type[WorkerError]]:
+    """(data, the field it came from, the error that names a problem in it)."""
     settings = run.spec.validation
+    invalid: type[WorkerError]
     if settings.uri is not None:
-        path = run.fetch(settings.uri, run.workspace / "data" / "validation.npz", InvalidSpec, "validation.uri")
-        data = load_dataset(path, run.spec.model.inputs, run.spec.preprocessing, InvalidSpec, "validation.uri")
+        data = _load(run, settings.uri, "validation", ValidationDataInvalid)
+        field, invalid = "validation.uri", ValidationDataInvalid
     elif calibration is not None:
-        data = calibration
-    elif run.spec.calibration is not None:
-        path = run.fetch(run.spec.calibration.uri, run.workspace / "data" / "calibration.npz",
-                         CalibrationDataInvalid, "calibration.uri")
-        data = load_dataset(path, run.spec.model.inputs, run.spec.preprocessing, CalibrationDataInvalid,
-                            "calibration.uri")
+        data, field, invalid = calibration, "calibration.uri", CalibrationDataInvalid
+    elif run.spec.calibration is not None and not calibration_failed:
+        data = _load(run, run.spec.calibration.uri, "calibration", CalibrationDataInvalid)
+        field, invalid = "calibration.uri", CalibrationDataInvalid
     else:
         data = random_dataset(run.spec.model.inputs, min(settings.samples, 256))
-    return data.take(settings.samples)
+        field, invalid = "validation.uri", ValidationDataInvalid
+    return data.take(settings.samples), field, invalid
 
 
-def _run_target(run: _Run, target: Target, source: SourceModel, validation: Dataset,
-                calibration: Dataset | None, baseline_outputs: list[np.ndarray]) -> TargetResult:
+def _run_target(run: _Run, target: Target, inputs: _Inputs, baseline_outputs: list[np.ndarray]) -> TargetResult:
     progress = run.settings.progress
+    if _calibrates(target) and inputs.calibration_error is not None:
+        error = inputs.calibration_error
+        progress(f"{target.name}: FAILED {error.reason.value}: {error.message}")
+        return TargetResult(target, error.reason, error.message)
     workspace = run.workspace / "targets" / target.name
     artifact_dir = workspace / "artifact"
     artifact_dir.mkdir(parents=True, exist_ok=True)
@@ -217,12 +295,12 @@ def _run_target(run: _Run, target: Target, source: SourceModel, validation: Data
         previous = _previous_artifact(run, target, workspace / "previous")
         progress(f"{target.name}: build {target.backend.value} {target.precision.value}"
                  + (" (int8 calibration)" if target.precision is Precision.INT8 else ""))
-        context = BuildContext(run.spec, target, source, run.settings.device, workspace, artifact_dir,
-                               calibration, previous)
+        context = BuildContext(run.spec, target, inputs.source, run.settings.device, workspace, artifact_dir,
+                               inputs.calibration, previous)
         built = backend.build(context)
         progress(f"{target.name}: built in {built.compile_seconds:.1f}s"
                  + (" from a stored compile cache" if built.cache_hit else "") + "; validating")
-        return _measure(run, target, built, validation, baseline_outputs)
+        return _measure(run, target, built, inputs.validation, baseline_outputs)
     except WorkerError as error:
         progress(f"{target.name}: FAILED {error.reason.value}: {error.message}")
         return TargetResult(target, error.reason, error.message)
@@ -254,42 +332,89 @@ def _measure(run: _Run, target: Target, built: Built, validation: Dataset,
 
 
 def _previous_artifact(run: _Run, target: Target, dest: Path) -> Path | None:
-    """Fetch the cache files of this target's last published artifact, if its manifest verifies."""
-    prefix = run.uri(run.spec.output.uri).join(target.name)
-    store = run.store(prefix)
+    """Fetch the cache files of the run this target's pointer names, if that run still verifies."""
+    runs = run.target_runs(target)
     try:
-        entries = {e.path: e for e in verify(store, prefix)}
-    except StorageError:
+        current = runs.current()
+        if current is None:
+            return None
+        found = False
+        for name in CACHE_FILES:
+            if runs.store.exists(current.join(name)):
+                dest.mkdir(parents=True, exist_ok=True)
+                (dest / name).write_bytes(runs.store.get_bytes(current.join(name)))
+                found = True
+    except StorageError as error:
+        log.warning("no compile cache from the current run of %s: %s", target.name, error)
         return None
-    found = False
-    for name in CACHE_FILES:
-        if name in entries:
-            dest.mkdir(parents=True, exist_ok=True)
-            (dest / name).write_bytes(store.get_bytes(prefix.join(name)))
-            found = True
     return dest if found else None
 
 
 def _publish_target(run: _Run, result: TargetResult) -> TargetResult:
+    """Publish into a new run location, verify it, record it, then move the target's pointer to it."""
     target = result.target
     folder = run.workspace / "targets" / target.name / "artifact"
+    runs = run.target_runs(target)
+    try:
+        location = runs.locate(run.run_id)
+    except StorageError as error:
+        return replace(result, reason=Reason.STORAGE_ERROR, message=f"publish to {runs.root}: {error}")
+    result = replace(result, run=location)
     batch = selection_batch(run.spec.selection, run.spec.benchmark.batch_sizes)
     single = _report(run, [result], target.name if result.eligible else None, batch)
     (folder / "report.json").write_text(report.render_json(single))
     (folder / "report.html").write_text(report.render_html(single))
     if result.calibration:
         (folder / "calibration.json").write_text(report.render_json(result.calibration))
-    if run.spec.output.layout is OutputLayout.TRITON:
-        to_triton_layout(folder, target, max(run.spec.benchmark.batch_sizes))
-    dest = run.uri(run.spec.output.uri).join(target.name)
     metadata = {"target": target.name, "backend": target.backend.value, "precision": target.precision.value,
-                "resource": run.resource.metadata.name, "spec": to_wire(run.spec)}
+                "resource": run.resource.metadata.name, "runId": run.run_id,
+                "specSha256": spec_digest(to_wire(run.spec)), "spec": to_wire(run.spec)}
     try:
-        published = publish_folder(run.store(dest), folder, dest, metadata)
+        published = publish_folder(runs.store, folder, location.uri, metadata)
+        record = _record(run, result, location, published.manifest_sha256)
+        runs.promote(location, published.manifest_sha256, record)
     except StorageError as error:
-        return replace(result, reason=Reason.STORAGE_ERROR, message=f"publish to {dest}: {error}")
-    run.settings.progress(f"{target.name}: published {published.files} files to {dest} ({MANIFEST_NAME} last)")
-    return replace(result, published=published)
+        failed = replace(result, reason=Reason.STORAGE_ERROR, message=f"publish to {location.uri}: {error}")
+        return _record_failure(run, failed)
+    run.settings.progress(f"{target.name}: published {published.files} files to {location.uri} "
+                          f"({MANIFEST_NAME}, run.json, then {runs.pointer_uri.key.rsplit('/', 1)[-1]})")
+    _prune(runs, run.spec.output.keep_runs)
+    return replace(result, published=published, current=True)
+
+
+def _record(run: _Run, result: TargetResult, location: RunLocation, manifest_sha256: str | None) -> RunRecord:
+    return RunRecord(run_id=run.run_id, target=result.target.name,
+                     status=RunStatus.SUCCEEDED if result.succeeded else RunStatus.FAILED,
+                     reason=result.reason.value, message=result.message, uri=str(location.uri),
+                     started_at=run.started_at, finished_at=_now(), manifest_sha256=manifest_sha256,
+                     version=location.version)
+
+
+def _record_failure(run: _Run, result: TargetResult) -> TargetResult:
+    """Write a failed run's run.json (its only file); the pointer stays on the last good run."""
+    runs = run.target_runs(result.target)
+    try:
+        location = result.run or runs.locate(run.run_id)
+        runs.record(location, _record(run, result, location, None))
+    except (StorageError, WorkerError) as error:
+        log.warning("could not record the failed run of %s: %s", result.target.name, error)
+        return result
+    return replace(result, run=location)
+
+
+def _prune(runs: TargetRuns, keep: int) -> None:
+    try:
+        deleted = runs.prune(keep)
+    except StorageError as error:
+        log.warning("could not delete old runs under %s: %s", runs.root, error)
+        return
+    if deleted:
+        log.info("deleted %d old run(s) under %s (output.keepRuns %d): %s", len(deleted), runs.root, keep,
+                 ", ".join(deleted))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _report(run: _Run, results: list[TargetResult], best: str | None, batch: int) -> dict[str, Any]:
@@ -312,15 +437,23 @@ def _finish(run: _Run, results: list[TargetResult], failure: WorkerError | None)
 
 
 def _publish_run_report(run: _Run, full: dict[str, Any]) -> str | None:
-    """A local run also writes one report over all targets to <output>/_report/."""
+    """A local run also writes one report over all targets: <output>/_report/runs/<run-id>/, then its pointer."""
     folder = run.workspace / "run-report"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.json").write_text(report.render_json(full))
     (folder / "report.html").write_text(report.render_html(full))
     try:
-        dest = run.uri(run.spec.output.uri).join("_report")
-        publish_folder(run.store(dest), folder, dest, {"resource": run.resource.metadata.name})
+        root = run.output.join(REPORT_FOLDER)
+        runs = TargetRuns(run.store(root), root)
+        location = runs.locate(run.run_id)
+        published = publish_folder(runs.store, folder, location.uri,
+                                   {"resource": run.resource.metadata.name, "runId": run.run_id})
+        runs.promote(location, published.manifest_sha256, RunRecord(
+            run_id=run.run_id, target=REPORT_FOLDER, status=RunStatus.SUCCEEDED, reason=Reason.SUCCEEDED.value,
+            message="", uri=str(location.uri), started_at=run.started_at, finished_at=_now(),
+            manifest_sha256=published.manifest_sha256))
     except (StorageError, WorkerError) as error:
         log.error("could not publish the run report: %s", error)
         return None
-    return str(dest.join("report.html"))
+    _prune(runs, run.spec.output.keep_runs)
+    return str(location.uri.join("report.html"))

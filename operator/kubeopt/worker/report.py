@@ -48,6 +48,8 @@ def target_json(result: TargetResult, batch: int) -> dict[str, Any]:
         "build": result.details,
         "artifact": {"uri": str(result.published.uri), "manifestSha256": result.published.manifest_sha256,
                      "size": result.published.size} if result.published else None,
+        "run": {"id": result.run.run_id, "uri": str(result.run.uri), "version": result.run.version,
+                "current": result.current} if result.run else None,
     }
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from kubeopt.api.reasons import Reason
 from kubeopt.api.spec import Target
 from kubeopt.storage.publish import Published
+from kubeopt.storage.runs import RunLocation
 from kubeopt.worker.benchmark import BatchTiming
 from kubeopt.worker.validate import Accuracy, Verdict
 
@@ -26,6 +27,8 @@ class TargetResult:
     calibration: dict[str, Any] | None = None
     details: dict[str, Any] = field(default_factory=dict)
     published: Published | None = None
+    run: RunLocation | None = None  # where this run's record (and, succeeded, its files) went
+    current: bool = False  # the target's pointer moved to this run
 
     @property
     def succeeded(self) -> bool:

@@ -41,4 +41,6 @@ def render_table(results: list[TargetResult], best: str | None) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines) + ("\n* best within the accuracy budget" if best else "\nno target within the budget")
+    lines.append("* best within the accuracy budget" if best else "no target within the budget")
+    lines += [f"{r.target.name} failed: {r.reason.value}: {r.message}" for r in results if not r.succeeded]
+    return "\n".join(lines)

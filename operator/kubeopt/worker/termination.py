@@ -19,7 +19,7 @@ def target_summary(result: TargetResult, batch: int) -> TargetSummary:
     artifact = None
     if result.published is not None:
         artifact = ArtifactRef(uri=str(result.published.uri), sha256=result.published.manifest_sha256,
-                               size=result.published.size)
+                               size=result.published.size, run_id=result.run.run_id if result.run else None)
     return TargetSummary(
         name=result.target.name, phase="Succeeded" if result.succeeded else "Failed", reason=result.reason,
         message=result.message[:500], batch=batch if timing else None,
@@ -34,6 +34,7 @@ def target_summary(result: TargetResult, batch: int) -> TargetSummary:
         within_budget=result.verdict.within_budget if result.verdict else None,
         throughput_by_batch={str(b): round(t.throughput, 1) for b, t in result.timings.items()} or None,
         artifact=artifact, cache_hit=result.cache_hit if result.timings else None,
+        run_uri=str(result.run.uri) if result.run else None,
     )
 
 

@@ -270,7 +270,10 @@ class TorchCompileBackend:
             tensor = torch.from_numpy(context.source.example[name]).to(context.device)
             example.append(tensor.to(dtype) if dtype is not None and tensor.is_floating_point() else tensor)
         try:
-            program = torch.export.export(module, tuple(example))
+            # A batch declared -1 stays dynamic in the published program (AUTO: as far as the graph allows).
+            dynamic = tuple({0: torch.export.Dim.AUTO} if spec.shape[0] == -1 else None
+                            for spec in context.spec.model.inputs)
+            program = torch.export.export(module, tuple(example), dynamic_shapes=dynamic)
             torch.export.save(program, str(context.artifact_dir / "model.pt2"))
         except Exception as error:
             if isinstance(module, torch.jit.ScriptModule):
