@@ -29,7 +29,7 @@ from kubeopt.worker.backends.base import BuildContext, Built
 from kubeopt.worker.backends.onnxruntime import cast_to_fp16, copy_onnx
 from kubeopt.worker.errors import BuildFailed, InvalidSpec, UnsupportedOp
 from kubeopt.worker.frameworks import require
-from kubeopt.worker.runners import Feeds
+from kubeopt.worker.runners import Feeds, OnStream, WorkPlace
 from kubeopt.worker.source import Representation
 
 log = logging.getLogger(__name__)
@@ -186,9 +186,8 @@ def _installed(module: str) -> bool:
 
 
 class TensorRTRunner:
-    """Runs a deserialized engine with torch tensors as device buffers (enqueueV3)."""
-
-    on_cuda = True
+    """Runs a deserialized engine with torch tensors as device buffers (enqueueV3) on its own
+    CUDA stream, which ``work_runs_on`` names so the timer records its events there."""
 
     def __init__(self, trt: Any, engine_bytes: bytes, spec: ModelOptimizationSpec) -> None:
         self.torch = require("torch", "tensorrt")
@@ -213,6 +212,8 @@ class TensorRTRunner:
             tensor = torch.empty(tuple(self.context.get_tensor_shape(name)), dtype=dtype, device="cuda")
             self.context.set_tensor_address(name, tensor.data_ptr())
             outputs.append(tensor)
+        # The buffers were filled on the current stream; the engine's stream waits for them.
+        self.stream.wait_stream(torch.cuda.current_stream())
         return outputs
 
     def run(self, feeds: Feeds) -> list[np.ndarray]:
@@ -228,3 +229,6 @@ class TensorRTRunner:
 
     def synchronize(self) -> None:
         self.stream.synchronize()
+
+    def work_runs_on(self) -> WorkPlace:
+        return OnStream(self.stream)
