@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from kubeopt.api.reasons import Reason
 from kubeopt.api.spec import (
     ModelFormat,
     ModelOptimization,
@@ -44,14 +43,16 @@ from kubeopt.worker.errors import (
     CalibrationDataInvalid,
     InvalidSpec,
     ModelNotFound,
-    StorageFailure,
     WorkerError,
     first_line,
+    is_out_of_memory,
+    storage_failure,
 )
 from kubeopt.worker.results import TargetResult
 from kubeopt.worker.runners import Runner
 from kubeopt.worker.select import choose_best, selection_batch
 from kubeopt.worker.source import FAMILY, SourceModel
+from kubeopt.worker.torch_state import borrowed_torch_settings
 from kubeopt.worker.triton import to_triton_layout
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class _Run:
         except ObjectNotFound as error:
             raise missing(f"{field}: {text} does not exist") from error
         except StorageError as error:
-            raise StorageFailure(f"{field}: {error}") from error
+            raise storage_failure(field, error) from error
         return dest
 
 
@@ -184,7 +185,7 @@ def _fetch_external_data(run: _Run, uri: str, model_path: Path) -> None:
         if store.exists(data_uri):
             store.get_file(data_uri, model_path.with_name(model_path.name + ".data"))
     except StorageError as error:
-        raise StorageFailure(f"model.uri: {error}") from error
+        raise storage_failure("model.uri", error) from error
 
 
 def _validation_data(run: _Run, calibration: Dataset | None) -> Dataset:
@@ -222,15 +223,16 @@ def _run_target(run: _Run, target: Target, source: SourceModel, validation: Data
                  + (" (int8 calibration)" if target.precision is Precision.INT8 else ""))
         context = BuildContext(run.spec, target, source, run.settings.device, workspace, artifact_dir,
                                calibration, previous)
-        built = backend.build(context)
-        progress(f"{target.name}: built in {built.compile_seconds:.1f}s"
-                 + (" from a stored compile cache" if built.cache_hit else "") + "; validating")
-        return _measure(run, target, built, validation, baseline_outputs)
+        with borrowed_torch_settings():  # what a target sets in torch is restored for the next
+            built = backend.build(context)
+            progress(f"{target.name}: built in {built.compile_seconds:.1f}s"
+                     + (" from a stored compile cache" if built.cache_hit else "") + "; validating")
+            return _measure(run, target, built, validation, baseline_outputs)
     except WorkerError as error:
         progress(f"{target.name}: FAILED {error.reason.value}: {error.message}")
         return TargetResult(target, error.reason, error.message)
     except Exception as error:
-        if type(error).__name__ != "OutOfMemoryError":  # torch.cuda.OutOfMemoryError; others are bugs
+        if not is_out_of_memory(error):  # torch.cuda.OutOfMemoryError; others are bugs
             raise
         message = (f"out of GPU memory: {first_line(error, 200)}; lower benchmark.batchSizes "
                    "or tensorrt.maxBatchSize")
@@ -290,7 +292,8 @@ def _publish_target(run: _Run, result: TargetResult) -> TargetResult:
     try:
         published = publish_folder(run.store(dest), folder, dest, metadata)
     except StorageError as error:
-        return replace(result, reason=Reason.STORAGE_ERROR, message=f"publish to {dest}: {error}")
+        failure = storage_failure(f"publish to {dest}", error)
+        return replace(result, reason=failure.reason, message=failure.message)
     run.settings.progress(f"{target.name}: published {published.files} files to {dest} ({MANIFEST_NAME} last)")
     return replace(result, published=published)
 
