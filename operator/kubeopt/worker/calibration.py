@@ -31,6 +31,7 @@ class OnnxQuantRecipe:
     per_channel: bool = True
     activation_uint8: bool = False  # False: S8S8 symmetric (TensorRT); True: U8S8 (ORT on x86)
     symmetric_activations: bool = True
+    quantize_bias: bool = True  # False: float biases, no int32 bias DequantizeLinear (TensorRT's parser)
 
 
 def provenance(data: Dataset, settings: Calibration, samples: int, tool: str, **extra: Any) -> dict[str, Any]:
@@ -77,6 +78,7 @@ def quantize_onnx(model: Path, data: Dataset | None, settings: Calibration, reci
     extra = {
         "ActivationSymmetric": recipe.symmetric_activations,
         "WeightSymmetric": True,
+        "QuantizeBias": recipe.quantize_bias,
         "CalibPercentile": settings.percentile,
     }
     try:
