@@ -9,13 +9,13 @@ when a target starts and puts back whatever changed when it ends (its build, val
 benchmark all run inside, since cuDNN's search and frozen graphs act at run time too).
 
 Only settings that changed are written back, one by one (Inductor's and Dynamo's config
-modules warn when a deprecated key is written, so reloading all of them is avoided). Without
-torch installed (the ONNX Runtime image) there is nothing to borrow.
+modules warn when a deprecated key is written, so reloading all of them is avoided). A process
+that has not imported torch (the ONNX Runtime image, a TensorFlow source) has nothing to borrow.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,9 +61,13 @@ def _resolve(torch: Any, path: str) -> Any:
 
 
 def _torch() -> Any | None:
-    if importlib.util.find_spec("torch") is None:
+    """torch if this process already imported it, else None. Never imported here: torch's LLVM
+    and TensorFlow's clash in one process ("Option registered more than once"), and a target
+    that can change torch's settings (torch-compile, a torch source) runs after the baseline
+    imported torch anyway."""
+    torch = sys.modules.get("torch")
+    if torch is None:
         return None
-    import torch
     import torch._dynamo.config
     import torch._inductor.config  # the config modules are part of the snapshot
 
