@@ -843,6 +843,31 @@ def test_a_target_is_pending_while_its_jobs_pod_waits_and_running_only_once_it_r
     assert done["status"]["targets"][0]["phase"] == "Succeeded"
 
 
+# -- a permanent failure is not retried ----------------------------------------------------------
+
+def test_a_bucket_that_does_not_exist_fails_the_job_at_once_and_is_not_retried(
+        kubectl: Kubectl, operator: OperatorProcess, kubelet: FakeKubelet, storage: S3Store,
+        s3_server: S3Server) -> None:
+    namespace = new_namespace(kubectl, "e2e-nobucket")
+    storage_secret(kubectl, namespace, s3_server)
+    why = explain(kubectl, namespace, operator)
+    body = resource("nobucket", namespace, [{"name": "ort", "backend": "onnxruntime"}],
+                    storage=storage_spec(s3_server), backoffLimit=3)
+    body["spec"]["output"]["uri"] = f"s3://{namespace}-missing/nobucket"  # the model bucket exists, this not
+    kubectl.apply(yaml.safe_dump(body))
+
+    done = eventually("Stalled", lambda: settled(kubectl, "nobucket", namespace), timeout=300, explain=why)
+
+    target = done["status"]["targets"][0]
+    assert (target["phase"], target["reason"], target["attempts"]) == ("Failed", "StorageMisconfigured", 1), target
+    assert f"bucket '{namespace}-missing' not found" in target["message"], target
+    assert "check the bucket name" in target["message"], target
+    job = jobs_of(kubectl, namespace)[0]
+    failed = [c for c in job["status"]["conditions"] if c["type"] == "Failed" and c["status"] == "True"]
+    assert [c["reason"] for c in failed] == ["PodFailurePolicy"], job["status"]
+    assert job["status"].get("failed") == 1, job["status"]
+
+
 # -- the first failure survives a retry ----------------------------------------------------------
 
 def test_the_first_failed_attempts_cause_stays_in_status_after_a_retry_succeeds(

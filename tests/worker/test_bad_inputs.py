@@ -162,12 +162,13 @@ def test_bad_spec_names_the_field_and_exits_invalid_spec(tmp_path: Path, digits:
     assert_failed(tmp_path, resource, Reason.INVALID_SPEC, "spec.targets[0].precision")
 
 
-def test_unwritable_output_is_storage_error(tmp_path: Path, digits: dict[str, Path]) -> None:
+def test_output_under_a_file_is_storage_misconfigured_and_not_retried(tmp_path: Path,
+                                                                    digits: dict[str, Path]) -> None:
     (tmp_path / "file").write_text("a file, not a folder")
     resource = digits_resource(digits["onnx"], "onnx", tmp_path / "file" / "out", ORT_FP32,
                                validation={"uri": str(digits["validation"])})
 
-    assert_failed(tmp_path, resource, Reason.STORAGE_ERROR, "check output.uri")
+    assert_failed(tmp_path, resource, Reason.STORAGE_MISCONFIGURED, "check output.uri")
 
 
 def test_fp8_target_that_lands_on_a_cpu_is_invalid_spec_naming_what_a_cpu_builds(

@@ -18,10 +18,6 @@ from kubeopt.worker.source import Representation
 from tests.conftest import digits_resource
 
 
-class OutOfMemoryError(RuntimeError):
-    """Named like torch.cuda.OutOfMemoryError, which the pipeline recognises by name."""
-
-
 class ExhaustedBackend:
     """A torch-compile stand-in whose build runs out of GPU memory."""
 
@@ -33,7 +29,9 @@ class ExhaustedBackend:
         return None
 
     def build(self, context: BuildContext) -> Built:
-        raise OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        import torch  # torch's own class: the pipeline recognises it with isinstance
+
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
 
 class BrokenBackend(ExhaustedBackend):

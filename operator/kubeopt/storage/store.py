@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from collections.abc import Iterator
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from kubeopt.storage.errors import ObjectNotFound, StorageError
+from kubeopt.storage.errors import ObjectNotFound, StorageError, TransientStorageError
 from kubeopt.storage.uri import StorageURI
 
 
@@ -23,8 +24,13 @@ class Store(Protocol):
     def delete(self, uri: StorageURI) -> None: ...
 
 
+# A full disk, an I/O error or a stale network mount may be gone on the next attempt.
+TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EAGAIN, errno.ETIMEDOUT, errno.ESTALE, errno.EDQUOT})
+
+
 def _local_error(verb: str, path: Path, error: OSError) -> StorageError:
-    return StorageError(f"cannot {verb} {path}: {error.strerror or error}; check output.uri and permissions")
+    kind = TransientStorageError if error.errno in TRANSIENT_ERRNOS else StorageError
+    return kind(f"cannot {verb} {path}: {error.strerror or error}; check output.uri and permissions")
 
 
 class LocalStore:
@@ -162,9 +168,10 @@ class S3Store:
             self._client.head_object(Bucket=uri.bucket, Key=uri.key)
             return True
         except Exception as error:
-            if _error_code(error) in ("404", "NoSuchKey", "NotFound"):
+            translated = self._translate("check", uri, error)
+            if isinstance(translated, ObjectNotFound):
                 return False
-            raise self._translate("check", uri, error) from error
+            raise translated from error
 
     def list(self, prefix: StorageURI) -> Iterator[StorageURI]:
         paginator = self._client.get_paginator("list_objects_v2")
@@ -185,26 +192,64 @@ class S3Store:
             raise self._translate(verb, uri, error) from error
 
     def _translate(self, verb: str, uri: StorageURI, error: Exception) -> StorageError:
-        code = _error_code(error)
-        if code in ("404", "NoSuchKey", "NotFound"):
-            return ObjectNotFound(f"{uri}: no such object")
-        if code == "NoSuchBucket":
-            return StorageError(f"cannot {verb} {uri}: bucket {uri.bucket!r} not found at {self._endpoint}; "
-                                "check the bucket name and storage.endpoint")
-        if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"):
-            return StorageError(f"cannot {verb} {uri}: access denied ({code}); check the credentials in "
-                                "storage.secretRef")
-        if type(error).__name__ in ("NoCredentialsError", "PartialCredentialsError"):
-            return StorageError(f"cannot {verb} {uri}: no S3 credentials (AWS_ACCESS_KEY_ID and "
-                                "AWS_SECRET_ACCESS_KEY are not set); name a Secret holding them in "
-                                "storage.secretRef, or export them for a local run")
-        if type(error).__name__ in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError",
-                                    "ReadTimeoutError"):
-            return StorageError(f"cannot {verb} {uri}: {type(error).__name__} at {self._endpoint}; check "
-                                "storage.endpoint and storage.secretRef", retryable=True)
-        if type(error).__name__ in ("ClientError", "S3UploadFailedError", "BotoCoreError"):
-            return StorageError(f"cannot {verb} {uri}: {code or error}", retryable=True)
-        raise error  # a programming error: let it propagate
+        return translate_s3_error(error, f"cannot {verb} {uri}", uri, self._endpoint)
+
+
+NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+CREDENTIAL_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403",
+                              "ExpiredToken", "InvalidToken"})
+# Codes of answers that a later attempt may not get: the server busy, slow or confused.
+TRANSIENT_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError",
+                             "ServiceUnavailable", "RequestTimeTooSkewed", "503", "500"})
+
+
+def translate_s3_error(error: Exception, doing: str, uri: StorageURI, endpoint: str) -> StorageError:
+    """A botocore/boto3 exception as a typed StorageError (recognized with ``isinstance`` on
+    botocore's own classes, subclasses included); anything else is a programming error and is
+    raised again.
+
+    Permanent: no such object or bucket, and every other 4xx answer. Transient: no connection,
+    a timeout or a dropped connection, a 5xx or throttling answer, refused or missing
+    credentials (the Job's Secret can be fixed while the Job backs off).
+    """
+    from boto3.exceptions import S3UploadFailedError
+    from botocore import exceptions as boto
+
+    if isinstance(error, S3UploadFailedError) and isinstance(error.__context__, Exception):
+        error = error.__context__  # boto3 wraps the ClientError of a failed upload
+    if isinstance(error, boto.ClientError):
+        return _client_error(error, doing, uri, endpoint)
+    if isinstance(error, boto.NoCredentialsError | boto.PartialCredentialsError):
+        return TransientStorageError(f"{doing}: no S3 credentials ({type(error).__name__}: AWS_ACCESS_KEY_ID and "
+                                     "AWS_SECRET_ACCESS_KEY are not set); name a Secret holding them in "
+                                     "storage.secretRef, or export them for a local run")
+    if isinstance(error, boto.ConnectionError | boto.HTTPClientError):  # refused, timed out, dropped
+        return TransientStorageError(f"{doing}: {type(error).__name__} at {endpoint}; check storage.endpoint "
+                                     "and storage.secretRef")
+    if isinstance(error, boto.ParamValidationError):
+        raise error  # kubeopt built a bad request: a programming error
+    if isinstance(error, boto.BotoCoreError):
+        return TransientStorageError(f"{doing}: {type(error).__name__}: {error}")
+    raise error
+
+
+def _client_error(error: Any, doing: str, uri: StorageURI, endpoint: str) -> StorageError:
+    code = _error_code(error)
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    if code in NOT_FOUND_CODES:
+        return ObjectNotFound(f"{uri}: no such object")
+    if code == "NoSuchBucket":
+        return StorageError(f"{doing}: bucket {uri.bucket!r} not found at {endpoint}; check the bucket name and "
+                            "storage.endpoint")
+    if code in CREDENTIAL_CODES:
+        return TransientStorageError(f"{doing}: access denied ({code}); check the credentials in storage.secretRef")
+    if code in TRANSIENT_CODES or status >= 500:
+        return TransientStorageError(f"{doing}: the store answered {code or status}; retrying may help")
+    return StorageError(f"{doing}: the store refused the request ({code or status}: {first_words(error)})")
+
+
+def first_words(error: Exception) -> str:
+    return str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
 
 
 def _error_code(error: Exception) -> str:

@@ -1,9 +1,12 @@
 """Time a runner per batch size: warm-up, then per-iteration latency; CUDA events on a GPU.
 
-On a GPU each iteration is bracketed by CUDA events recorded on the current stream after a
-synchronize, so host overhead outside the model is not counted and asynchronous launches are
-not mistaken for finished work. On a CPU, ``perf_counter`` around a call that returns only
-when the work is done.
+The runner says where its step's work runs (``Runner.work_runs_on``). Work enqueued on a CUDA
+stream is bracketed by CUDA events recorded *on that stream* and waited for, so host overhead
+outside the model is not counted and asynchronous launches are not mistaken for finished
+work. Events on another stream would time nothing: a runner with its own stream (TensorRT)
+returns at once, and the current stream's events close before its work began. Synchronous
+work (a CPU, ONNX Runtime, TensorFlow) is timed with ``perf_counter`` around the step and the
+runner's ``synchronize``.
 """
 
 from __future__ import annotations
@@ -11,12 +14,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from kubeopt.api.spec import Benchmark
 from kubeopt.worker.data import Dataset
-from kubeopt.worker.runners import Runner
+from kubeopt.worker.runners import OnStream, Runner
+
+Step = Callable[[], object]
+Timer = Callable[[Step], float]
 
 
 @dataclass(frozen=True)
@@ -46,29 +53,46 @@ class BatchTiming:
         return self.batch_size / (self.p50_ms / 1000.0)
 
 
-def _cuda_timer(runner: Runner) -> Callable[[Callable[[], object]], float]:
+def _timing_event() -> Any:
     import torch
 
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    return torch.cuda.Event(enable_timing=True)
 
-    def timed(step: Callable[[], object]) -> float:
-        start.record()
+
+def stream_timer(stream: Any, make_event: Callable[[], Any] | None = None) -> Timer:
+    """A timer of work enqueued on ``stream``: milliseconds between two CUDA events recorded on
+    that stream around the step, after the end event completed. ``make_event`` defaults to a
+    timing ``torch.cuda.Event`` (a parameter so the recording logic is testable without CUDA)."""
+    event = make_event or _timing_event
+    start, end = event(), event()
+
+    def timed(step: Step) -> float:
+        start.record(stream)
         step()
-        end.record()
+        end.record(stream)
         end.synchronize()
         return float(start.elapsed_time(end))
 
     return timed
 
 
-def _cpu_timer(runner: Runner) -> Callable[[Callable[[], object]], float]:
-    def timed(step: Callable[[], object]) -> float:
+def wall_timer(synchronize: Callable[[], None]) -> Timer:
+    """A timer of synchronous work: wall-clock milliseconds of the step and ``synchronize``."""
+    def timed(step: Step) -> float:
         began = time.perf_counter()
         step()
-        runner.synchronize()
+        synchronize()
         return (time.perf_counter() - began) * 1000.0
 
     return timed
+
+
+def timer_for(runner: Runner, make_event: Callable[[], Any] | None = None) -> Timer:
+    """The timer that waits for ``runner``'s work where it runs."""
+    place = runner.work_runs_on()
+    if isinstance(place, OnStream):
+        return stream_timer(place.stream, make_event)
+    return wall_timer(runner.synchronize)
 
 
 def time_batch(runner: Runner, data: Dataset, batch_size: int, settings: Benchmark) -> BatchTiming:
@@ -76,7 +100,7 @@ def time_batch(runner: Runner, data: Dataset, batch_size: int, settings: Benchma
     for _ in range(settings.warmup):
         step()
     runner.synchronize()
-    timed = _cuda_timer(runner) if runner.on_cuda else _cpu_timer(runner)
+    timed = timer_for(runner)
     latencies = tuple(timed(step) for _ in range(settings.iterations))
     return BatchTiming(batch_size, settings.iterations, latencies)
 

@@ -33,6 +33,7 @@ class OnnxQuantRecipe:
     per_channel: bool = True
     activation_uint8: bool = False  # False: S8S8 symmetric (TensorRT); True: U8S8 (ORT on x86)
     symmetric_activations: bool = True
+    quantize_bias: bool = True  # False: float biases, no int32 bias DequantizeLinear (TensorRT's parser)
 
 
 def provenance(data: Dataset, settings: Calibration, samples: int, calibrator: Calibrator, tool: str,
@@ -77,6 +78,7 @@ def quantize_onnx(model: Path, data: Dataset | None, settings: Calibration, reci
     extra: dict[str, Any] = {
         "ActivationSymmetric": recipe.symmetric_activations,
         "WeightSymmetric": True,
+        "QuantizeBias": recipe.quantize_bias,
     }
     if calibrator.percentile is not None:
         extra["CalibPercentile"] = calibrator.percentile

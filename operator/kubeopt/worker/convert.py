@@ -43,12 +43,30 @@ def torch2onnx(module: Any, fmt: ModelFormat, inputs: list[TensorSpec], example:
                                   opset_version=ONNX_OPSET,
                                   verbose=False, external_data=False)
     except Exception as error:
-        text = str(error)
-        if "unsupported" in text.lower() or "not supported" in text.lower():
+        if exporter_unsupported(torch, error):
             raise UnsupportedOp(f"torch2onnx: {first_line(error)}") from error
         raise BuildFailed(f"torch2onnx failed: {type(error).__name__}: {first_line(error)}") from error
     log.info("torch2onnx wrote %s", dest.name)
     return dest
+
+
+def exporter_unsupported(torch: Any, error: BaseException) -> bool:
+    """True when the exporter met an operator or construct it cannot translate: torch's own
+    ``torch.onnx.errors.UnsupportedOperatorError`` (TorchScript exporter) or Dynamo's
+    ``Unsupported`` (dynamo exporter), found through the ``__cause__`` chain, since the dynamo
+    exporter wraps what it met. The text check stays for exporter errors that carry no type
+    of their own (the dynamo exporter's ConversionError says "not supported")."""
+    kinds = tuple(kind for kind in (
+        getattr(getattr(getattr(torch, "onnx", None), "errors", None), "UnsupportedOperatorError", None),
+        getattr(getattr(getattr(torch, "_dynamo", None), "exc", None), "Unsupported", None),
+    ) if isinstance(kind, type))
+    seen: BaseException | None = error
+    while seen is not None:
+        if kinds and isinstance(seen, kinds):
+            return True
+        seen = seen.__cause__
+    text = str(error).lower()
+    return "unsupported" in text or "not supported" in text
 
 
 def tf2onnx(saved_model: Path, fmt: ModelFormat, inputs: list[TensorSpec], dest: Path) -> Path:

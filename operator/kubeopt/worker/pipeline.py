@@ -47,16 +47,18 @@ from kubeopt.worker.errors import (
     CalibrationDataInvalid,
     InvalidSpec,
     ModelNotFound,
-    StorageFailure,
     ValidationDataInvalid,
     WorkerError,
     first_line,
+    is_out_of_memory,
+    storage_failure,
 )
 from kubeopt.worker.results import TargetResult
 from kubeopt.worker.runners import Runner
 from kubeopt.worker.select import choose_best, selection_batch
 from kubeopt.worker.signals import Interrupted
 from kubeopt.worker.source import FAMILY, SourceModel
+from kubeopt.worker.torch_state import borrowed_torch_settings
 from kubeopt.worker.triton import triton_config
 
 log = logging.getLogger(__name__)
@@ -129,7 +131,7 @@ class _Run:
         except ObjectNotFound as error:
             raise missing(f"{field}: {text} does not exist") from error
         except StorageError as error:
-            raise StorageFailure(f"{field}: {error}") from error
+            raise storage_failure(field, error) from error
         return dest
 
 
@@ -193,7 +195,7 @@ def _probe_output(run: _Run) -> None:
         store.put_bytes(b"kubeopt storage probe\n", probe)
         store.delete(probe)
     except StorageError as error:
-        raise StorageFailure(f"output.uri {output} is not writable: {error}") from error
+        raise storage_failure(f"output.uri {output} is not writable", error) from error
     run.settings.progress(f"storage: {output} is writable")
 
 
@@ -257,7 +259,7 @@ def _fetch_external_data(run: _Run, uri: str, model_path: Path) -> None:
         if store.exists(data_uri):
             store.get_file(data_uri, model_path.with_name(model_path.name + ".data"))
     except StorageError as error:
-        raise StorageFailure(f"model.uri: {error}") from error
+        raise storage_failure("model.uri", error) from error
 
 
 def _validation_data(run: _Run, calibration: Dataset | None,
@@ -297,15 +299,16 @@ def _run_target(run: _Run, target: Target, inputs: _Inputs, baseline_outputs: li
                  + (" (int8 calibration)" if target.precision is Precision.INT8 else ""))
         context = BuildContext(run.spec, target, inputs.source, run.settings.device, workspace, artifact_dir,
                                inputs.calibration, previous)
-        built = backend.build(context)
-        progress(f"{target.name}: built in {built.compile_seconds:.1f}s"
-                 + (" from a stored compile cache" if built.cache_hit else "") + "; validating")
-        return _measure(run, target, built, inputs.validation, baseline_outputs)
+        with borrowed_torch_settings():  # what a target sets in torch is restored for the next
+            built = backend.build(context)
+            progress(f"{target.name}: built in {built.compile_seconds:.1f}s"
+                     + (" from a stored compile cache" if built.cache_hit else "") + "; validating")
+            return _measure(run, target, built, inputs.validation, baseline_outputs)
     except WorkerError as error:
         progress(f"{target.name}: FAILED {error.reason.value}: {error.message}")
         return TargetResult(target, error.reason, error.message)
     except Exception as error:
-        if type(error).__name__ != "OutOfMemoryError":  # torch.cuda.OutOfMemoryError; others are bugs
+        if not is_out_of_memory(error):  # torch.cuda.OutOfMemoryError; others are bugs
             raise
         message = (f"out of GPU memory: {first_line(error, 200)}; lower benchmark.batchSizes "
                    "or tensorrt.maxBatchSize")
@@ -358,7 +361,8 @@ def _publish_target(run: _Run, result: TargetResult) -> TargetResult:
     try:
         location = runs.locate(run.run_id)
     except StorageError as error:
-        return replace(result, reason=Reason.STORAGE_ERROR, message=f"publish to {runs.root}: {error}")
+        failure = storage_failure(f"publish to {runs.root}", error)
+        return replace(result, reason=failure.reason, message=failure.message)
     result = replace(result, run=location)
     batch = selection_batch(run.spec.selection, run.spec.benchmark.batch_sizes)
     single = _report(run, [result], target.name if result.eligible else None, batch)
@@ -374,7 +378,8 @@ def _publish_target(run: _Run, result: TargetResult) -> TargetResult:
         record = _record(run, result, location, published.manifest_sha256)
         runs.promote(location, published.manifest_sha256, record)
     except StorageError as error:
-        failed = replace(result, reason=Reason.STORAGE_ERROR, message=f"publish to {location.uri}: {error}")
+        failure = storage_failure(f"publish to {location.uri}", error)
+        failed = replace(result, reason=failure.reason, message=failure.message)
         return _record_failure(run, failed)
     run.settings.progress(f"{target.name}: published {published.files} files to {location.uri} "
                           f"({MANIFEST_NAME}, run.json, then {runs.pointer_uri.key.rsplit('/', 1)[-1]})")

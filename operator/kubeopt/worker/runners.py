@@ -3,11 +3,19 @@
 ``run`` takes and returns numpy arrays (validation); ``prepare`` moves one batch to the
 device once and returns a step function that does no host copies (benchmark), so timing
 measures the model and not the transfers.
+
+A runner also says *where its step's work runs* (``work_runs_on``): either ``OnStream`` (the
+step enqueues CUDA work on that stream and returns before it ran) or ``Synchronous`` (the
+work is done once the step and ``synchronize`` returned). The timer records its CUDA events
+on exactly that stream: events on any other stream (the current one, say) would time the
+enqueueing and not the work, which is how a runner with its own stream (TensorRT's) once
+timed 0.048 ms for 21 ms of real work.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -17,14 +25,33 @@ from kubeopt.worker.frameworks import require
 Feeds = dict[str, np.ndarray]
 
 
-class Runner(Protocol):
-    on_cuda: bool
+@dataclass(frozen=True)
+class OnStream:
+    """The step enqueues its work on this CUDA stream (a ``torch.cuda.Stream``) and returns
+    before the work ran: time it with CUDA events recorded on this stream."""
 
+    stream: Any
+
+
+@dataclass(frozen=True)
+class Synchronous:
+    """The step's work is done once the step and the runner's ``synchronize`` returned (a CPU,
+    an ONNX Runtime session run, TensorFlow waiting on its devices): time it with a wall clock."""
+
+
+WorkPlace = OnStream | Synchronous
+
+
+class Runner(Protocol):
     def run(self, feeds: Feeds) -> list[np.ndarray]: ...
 
     def prepare(self, feeds: Feeds) -> Callable[[], object]: ...
 
     def synchronize(self) -> None: ...
+
+    def work_runs_on(self) -> WorkPlace:
+        """Where the work of ``prepare``'s step runs, so the timer can wait for it there."""
+        ...
 
 
 def _flatten(value: Any, torch: Any) -> list[Any]:
@@ -80,6 +107,13 @@ class TorchRunner:
     def synchronize(self) -> None:
         if self.on_cuda:
             self.torch.cuda.synchronize()
+
+    def work_runs_on(self) -> WorkPlace:
+        """torch launches on the device's current stream (compiled graphs and CUDA-graph
+        replays included); on a CPU a call returns when its work is done."""
+        if not self.on_cuda:
+            return Synchronous()
+        return OnStream(self.torch.cuda.current_stream(self.torch.device(self.device)))
 
 
 ORT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
@@ -137,3 +171,8 @@ class OrtRunner:
 
     def synchronize(self) -> None:
         """Session runs return after the device finished; nothing to wait for."""
+
+    def work_runs_on(self) -> WorkPlace:
+        """A session run (with I/O binding too) returns once its outputs are ready, on every
+        execution provider; ONNX Runtime's CUDA stream is its own, so no event could see it."""
+        return Synchronous()

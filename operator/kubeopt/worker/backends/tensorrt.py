@@ -4,9 +4,49 @@ TensorRT 11 removed the precision builder flags and the calibrator API, so the n
 always *strongly typed*: precision comes from the ONNX file itself. fp16 is an fp16-cast
 ONNX model; int8 is the Q/DQ model from the calibration stage (symmetric S8S8, which is what
 TensorRT's explicit quantization accepts), written by NVIDIA ModelOpt where installed, else
-by ONNX Runtime. One optimization profile (min/opt/max) is derived from the declared input
-shapes and the benchmark's batch sizes. The timing cache is saved with the artifacts and
-reused by the next build of the same target.
+by ONNX Runtime with ``QuantizeBias: False``: biases stay float, since TensorRT's ONNX parser
+has refused the int32 bias DequantizeLinear nodes ONNX Runtime writes by default (and
+TensorRT quantizes biases itself). One optimization profile (min/opt/max) is derived from
+the declared input shapes and the benchmark's batch sizes. The timing cache is saved with
+the artifacts and offered to the next build of the same target; whether TensorRT accepted
+it (``ITimingCache.combine`` is false for a cache of another TensorRT version or device) is
+what the report's ``timingCache`` and the status's ``cacheHit`` say, not that a file existed.
+
+Every TensorRT call here, and the documentation it was checked against (TensorRT 10: the
+10.x Python API reference; TensorRT 11: the 11.x Python API reference and the "Migrating
+Python code from TensorRT 10.x to 11.x" guide, which list what 11 removed):
+
+==========================================================  ====  ====
+call                                                         10    11
+==========================================================  ====  ====
+``trt.Logger(trt.Logger.WARNING)``                           yes   yes
+``trt.Builder(logger)``, ``builder.create_network(flags)``   yes   yes
+``trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED``         yes   strong typing is always on;
+                                                                   the flag is used where present
+``trt.OnnxParser(network, logger)``, ``parse_from_file``     yes   yes
+``parser.num_errors``, ``get_error(i).desc()/.code()``       yes   yes
+``builder.create_builder_config()``                          yes   yes
+``config.set_memory_pool_limit(MemoryPoolType.WORKSPACE)``   yes   yes
+``config.builder_optimization_level``                        yes   yes
+``builder.create_optimization_profile()``, ``set_shape``     yes   yes
+``config.add_optimization_profile(profile)``                 yes   yes
+``config.create_timing_cache(bytes)``                        yes   yes
+``ITimingCache.combine(cache, ignore_mismatch)`` -> bool     yes   yes
+``config.set_timing_cache(cache, ignore_mismatch)``          yes   yes
+``config.get_timing_cache().serialize()``                    yes   yes
+``builder.build_serialized_network(network, config)``        yes   yes
+``trt.Runtime(logger).deserialize_cuda_engine(bytes)``       yes   yes
+``engine.num_io_tensors``, ``get_tensor_name/mode/dtype``    yes   yes
+``engine.create_execution_context()``                        yes   yes
+``context.set_input_shape``, ``set_tensor_address``          yes   yes
+``context.get_tensor_shape``, ``execute_async_v3(stream)``   yes   yes
+``trt.nptype(dtype)``, ``trt.TensorIOMode.INPUT``            yes   yes
+==========================================================  ====  ====
+
+Not used, because 11 removed them: ``BuilderFlag.FP16/INT8/BF16/FP8``, ``int8_calibrator``
+and the ``IInt8*Calibrator`` classes, ``OBEY/PREFER_PRECISION_CONSTRAINTS``.
+The module was checked against the documentation only: TensorRT cannot be installed from the
+registries this project reaches, so no call here has run in CI or on the benchmark card.
 
 This image family cannot install TensorRT from the public registries; without the
 ``tensorrt`` module every build raises BackendUnavailable naming the TensorRT image.
@@ -18,6 +58,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -37,12 +78,42 @@ from kubeopt.worker.backends.onnxruntime import cast_to_fp16, copy_onnx
 from kubeopt.worker.calibration_methods import Tool, calibrator, offers
 from kubeopt.worker.errors import BuildFailed, InvalidSpec, UnsupportedOp
 from kubeopt.worker.frameworks import require
-from kubeopt.worker.runners import Feeds
+from kubeopt.worker.runners import Feeds, OnStream, WorkPlace
 from kubeopt.worker.source import Representation
 
 log = logging.getLogger(__name__)
 ENGINE_FILE = "model.plan"
 TIMING_CACHE_FILE = "timing.cache"
+# How ONNX Runtime writes a Q/DQ model for TensorRT: symmetric int8 activations and weights,
+# per-channel weights, float biases (no int32 bias DequantizeLinear).
+QDQ_RECIPE = calibration.OnnxQuantRecipe(per_channel=True, activation_uint8=False, symmetric_activations=True,
+                                         quantize_bias=False)
+
+
+class TimingCache(StrEnum):
+    """What became of the previous build's timing cache."""
+
+    NONE = "none"  # no previous cache, or timingCache is off
+    ACCEPTED = "accepted"  # TensorRT combined it into this build's cache
+    REJECTED = "rejected"  # another TensorRT version or device, or not a timing cache: built from scratch
+
+
+def attach_timing_cache(config: Any, previous: bytes) -> TimingCache:
+    """Give the builder a fresh timing cache with ``previous`` combined into it when TensorRT
+    accepts it; return what became of ``previous``. ``combine`` refuses (false) a cache of
+    another TensorRT version, or of another device since ``ignore_mismatch`` is false."""
+    cache = config.create_timing_cache(b"")
+    outcome = TimingCache.NONE
+    if previous:
+        try:
+            loaded = config.create_timing_cache(previous)
+            accepted = loaded is not None and bool(cache.combine(loaded, False))
+        except Exception as error:  # an unreadable buffer: TensorRT's own exception type varies
+            log.warning("the stored timing cache is unreadable (%s); building without it", error)
+            accepted = False
+        outcome = TimingCache.ACCEPTED if accepted else TimingCache.REJECTED
+    config.set_timing_cache(cache, False)
+    return outcome
 
 
 @dataclass(frozen=True)
@@ -118,10 +189,12 @@ class TensorRTBackend:
         profile = optimization_profile(context.spec.model.inputs, context.spec.benchmark.batch_sizes, options,
                                        context.source.example)
         started = time.perf_counter()
-        engine_bytes, cache_hit = self._build_engine(trt, onnx_model, options, profile, context)
+        engine_bytes, timing_cache = self._build_engine(trt, onnx_model, options, profile, context)
+        cache_hit = timing_cache is TimingCache.ACCEPTED
         compile_seconds = time.perf_counter() - started
         (context.artifact_dir / ENGINE_FILE).write_bytes(engine_bytes)
         settings = {**builder_settings(options, precision), "tensorrt": trt.__version__,
+                    "timingCacheReused": timing_cache.value,
                     "profile": {k: vars(v) for k, v in profile.items()}}
         (context.artifact_dir / "build.json").write_text(json.dumps(settings, indent=2, default=list))
         runner = TensorRTRunner(trt, engine_bytes, context.spec)
@@ -141,8 +214,7 @@ class TensorRTBackend:
         tool = choose_quantizer(options, _installed("modelopt.onnx.quantization"), settings.method_for(self.name))
         if tool is Tool.MODELOPT:
             return self._modelopt_qdq(source, context, dest)
-        recipe = calibration.OnnxQuantRecipe(per_channel=True, activation_uint8=False, symmetric_activations=True)
-        qdq, provenance = calibration.quantize_onnx(source, context.calibration, settings, recipe,
+        qdq, provenance = calibration.quantize_onnx(source, context.calibration, settings, QDQ_RECIPE,
                                                     context.workspace / "calibration",
                                                     calibrator(tool, self.name, settings))
         return copy_onnx(qdq, dest), provenance
@@ -159,10 +231,11 @@ class TensorRTBackend:
                                             quantizedNodes=calibration.count_qdq_nodes(dest))
 
     def _build_engine(self, trt: Any, onnx_model: Path, options: TensorRTOptions,
-                      profile: dict[str, ProfileShapes], context: BuildContext) -> tuple[bytes, bool]:
+                      profile: dict[str, ProfileShapes], context: BuildContext) -> tuple[bytes, TimingCache]:
         logger = trt.Logger(trt.Logger.WARNING)
         builder = trt.Builder(logger)
-        network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+        strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)  # 11: always
+        network = builder.create_network(0 if strongly_typed is None else 1 << int(strongly_typed))
         parser = trt.OnnxParser(network, logger)
         if not parser.parse_from_file(str(onnx_model)):
             errors = [parser.get_error(i) for i in range(parser.num_errors)]
@@ -181,14 +254,16 @@ class TensorRTBackend:
         if options.timing_cache and context.previous_artifact is not None:
             cached = context.previous_artifact / TIMING_CACHE_FILE
             previous = cached.read_bytes() if cached.exists() else b""
-        cache = config.create_timing_cache(previous)
-        config.set_timing_cache(cache, ignore_mismatch=False)
+        timing_cache = attach_timing_cache(config, previous)
+        if timing_cache is TimingCache.REJECTED:
+            log.warning("TensorRT rejected the stored timing cache (another TensorRT version or device); "
+                        "timing every tactic again")
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:
             raise BuildFailed("tensorrt: build_serialized_network returned nothing; see the builder log above")
         if options.timing_cache:
             (context.artifact_dir / TIMING_CACHE_FILE).write_bytes(bytes(config.get_timing_cache().serialize()))
-        return bytes(serialized), bool(previous)
+        return bytes(serialized), timing_cache
 
 
 def _installed(module: str) -> bool:
@@ -200,9 +275,8 @@ def _installed(module: str) -> bool:
 
 
 class TensorRTRunner:
-    """Runs a deserialized engine with torch tensors as device buffers (enqueueV3)."""
-
-    on_cuda = True
+    """Runs a deserialized engine with torch tensors as device buffers (enqueueV3) on its own
+    CUDA stream, which ``work_runs_on`` names so the timer records its events there."""
 
     def __init__(self, trt: Any, engine_bytes: bytes, spec: ModelOptimizationSpec) -> None:
         self.torch = require("torch", "tensorrt")
@@ -227,6 +301,8 @@ class TensorRTRunner:
             tensor = torch.empty(tuple(self.context.get_tensor_shape(name)), dtype=dtype, device="cuda")
             self.context.set_tensor_address(name, tensor.data_ptr())
             outputs.append(tensor)
+        # The buffers were filled on the current stream; the engine's stream waits for them.
+        self.stream.wait_stream(torch.cuda.current_stream())
         return outputs
 
     def run(self, feeds: Feeds) -> list[np.ndarray]:
@@ -242,3 +318,6 @@ class TensorRTRunner:
 
     def synchronize(self) -> None:
         self.stream.synchronize()
+
+    def work_runs_on(self) -> WorkPlace:
+        return OnStream(self.stream)

@@ -29,7 +29,7 @@ from kubeopt.worker.backends.base import BuildContext, Built
 from kubeopt.worker.calibration_methods import Tool, calibrator
 from kubeopt.worker.errors import BackendUnavailable, BuildFailed, InvalidSpec, first_line
 from kubeopt.worker.frameworks import IMAGES, require
-from kubeopt.worker.runners import Feeds
+from kubeopt.worker.runners import Feeds, Synchronous, WorkPlace
 from kubeopt.worker.source import Representation
 
 LAST_TF_WITH_TRT = (2, 17)
@@ -138,7 +138,13 @@ def _as_list(outputs: Any) -> list[Any]:
 
 class TfRunner:
     """A TensorFlow signature (called with keyword feeds) or a Keras model (called with a list);
-    TensorFlow places it on the GPU when one is visible."""
+    TensorFlow places it on the GPU when one is visible.
+
+    TensorFlow (and TF-TRT's engines inside its graph) enqueue GPU work on streams of their own
+    that torch cannot see, and a call may return before its kernels ran: the runner is
+    synchronous, and ``synchronize`` waits through TensorFlow (``tf.test.experimental.sync_devices``,
+    TensorFlow >= 2.12) for every op on every device to finish.
+    """
 
     def __init__(self, tf: Any, function: Any, keras_inputs: list[str] | None = None) -> None:
         self.tf = tf
@@ -161,4 +167,8 @@ class TfRunner:
         return lambda: self._call(tensors)
 
     def synchronize(self) -> None:
-        """Concrete functions return materialized tensors; nothing to wait for."""
+        if self.on_cuda:
+            self.tf.test.experimental.sync_devices()
+
+    def work_runs_on(self) -> WorkPlace:
+        return Synchronous()

@@ -86,6 +86,13 @@ def phase_breakdown(total: float, before: dict[str, float], after: dict[str, flo
             "steps": largest}
 
 
+def is_unsupported_by_dynamo(torch: Any, error: BaseException) -> bool:
+    """True when Dynamo could not trace the model (``torch._dynamo.exc.Unsupported`` and its
+    subclasses, a graph break under ``fullgraph=True`` included), checked on torch's own class."""
+    unsupported = getattr(getattr(getattr(torch, "_dynamo", None), "exc", None), "Unsupported", None)
+    return isinstance(unsupported, type) and isinstance(error, unsupported)
+
+
 def with_rewrite_hint(error: BuildFailed, fused: dict[str, int] | None) -> BuildFailed:
     """A build failure of a graph kubeopt rewrote says how to rule the rewrite out: cuDNN can
     refuse a fused convolution that its plain one would run."""
@@ -251,7 +258,7 @@ class TorchCompileBackend:
                 runner.run(feeds)
             except Exception as error:
                 text = first_line(error)
-                if "Unsupported" in type(error).__name__ or "fullgraph" in text:
+                if is_unsupported_by_dynamo(runner.torch, error):
                     raise UnsupportedOp(f"torch.compile: {text}") from error
                 raise BuildFailed(f"torch.compile failed at batch {batch}: {type(error).__name__}: {text}") from error
         runner.synchronize()
