@@ -6,15 +6,16 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):/usr/local/go/bin:$(PATH)
 
-.PHONY: help venv demo test test-unit test-e2e lint crd e2e-tools clean
+.PHONY: help venv demo test test-unit test-e2e lint crd e2e-tools debian-tools lock images clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Pinned: requirements/venv.txt (make lock) constrains every package the extras pull in.
+$(STAMP): pyproject.toml requirements/venv.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[operator,onnxruntime,torch,tensorflow,demo,dev]'
+	$(BIN)/pip install -q -c requirements/venv.txt -e '.[operator,onnxruntime,torch,tensorflow,demo,dev]'
 	touch $(STAMP)
 
 venv: $(STAMP) ## create .venv and install kubeopt with every CPU backend and the dev tools
@@ -24,6 +25,9 @@ demo: venv ## train the digits CNN, optimize it on this CPU (onnxruntime + torch
 	mkdir -p out
 	$(BIN)/kubeopt run examples/digits/optimization.yaml --termination-log out/digits-termination.json
 	@echo "HTML report: out/digits/_report/report.html"
+
+lock: ## re-resolve requirements/*.txt from pyproject.toml (UPGRADE=1: newest versions; needs PyPI)
+	UV=$(BIN)/uv bash requirements/lock.sh
 
 e2e-tools: ## build etcd, kube-apiserver, kube-controller-manager, MinIO, Helm (Go module proxy, cached); Prometheus from Debian
 	bash e2e/build.sh
