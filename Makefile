@@ -43,10 +43,11 @@ images: debian-tools ## build the operator and CPU worker images (buildah on a l
 	@for name in $(IMAGES); do podman image inspect --format "$(KUBEOPT_REGISTRY)/$$name:$(KUBEOPT_VERSION) {{.Size}} bytes" \
 	  $(KUBEOPT_REGISTRY)/$$name:$(KUBEOPT_VERSION); done
 
-lint: venv ## ruff, mypy and the import layering contracts
+lint: venv ## ruff, mypy, the import layering contracts and actionlint on .github/workflows
 	$(BIN)/ruff check operator tests e2e examples bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	bash .github/actionlint.sh
 
 test-unit: venv ## unit and integration tests (real tiny models, no cluster)
 	$(BIN)/python -m pytest tests -q

@@ -47,6 +47,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     with guard:
         bin_dir()
         image_ref("operator")
+        image_ref("worker-onnxruntime")
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes the local base image that `make images` builds on: Debian bookworm's essential packages
 # (no apt, no perl beyond perl-base: merged /usr made by mmdebstrap's hook, not usrmerge) with Python 3.11
-# (python3, python3-venv, ca-certificates), no documentation, man pages or locales, as an image
+# (python3, python3-venv, ca-certificates, libstdc++6), no documentation, man pages or locales, as an image
 # named localhost/kubeopt-base:<key>. Public base registries are out of reach on CI machines; the
 # Containerfiles' default base (python:3.11-slim-bookworm) is the same Debian release and Python.
 #
@@ -11,7 +11,8 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SUITE=bookworm
-PACKAGES=python3,python3-venv,ca-certificates
+# libstdc++6: numpy, onnxruntime and most binary wheels link it (bookworm-slim has it through apt).
+PACKAGES=python3,python3-venv,ca-certificates,libstdc++6
 KEY="$(sha256sum "$HERE/base.sh" | cut -c1-16)"
 NAME="localhost/kubeopt-base:$KEY"
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BUILD_SCRIPT", "Container", "ImageConfig", "Mount", "image_config", "image_ref", "mounted_image",
-           "unmount_image"]
+__all__ = ["BUILD_SCRIPT", "Container", "ImageConfig", "Mount", "derived_image", "image_config", "image_ref",
+           "mounted_image", "remove_image", "run_in_image", "unmount_image"]
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "images" / "build.sh"
@@ -149,6 +149,16 @@ def resolve_in(root: Path, path: str) -> str:
     return "/" + "/".join(resolved)
 
 
+def run_in_image(container: Container, work_dir: Path, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+    """Run ``container`` to its end; its output in ``stdout`` (stderr merged)."""
+    root = mounted_image(container.image)
+    try:
+        return subprocess.run(container.argv(root, work_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, timeout=timeout, check=False)
+    finally:
+        unmount_image(container.image)
+
+
 @dataclass(frozen=True)
 class Mount:
     """A host file or directory mounted at ``target`` in the container."""
@@ -194,3 +204,36 @@ class Container:
                 str(root), str(work_dir), user, "1" if self.read_only_root else "0",
                 *(mount.spec(root) for mount in self.mounts), "--",
                 config.working_dir, *(f"{k}={v}" for k, v in env.items()), *command, *args]
+
+
+def derived_image(ref: str, tag: str, *, remove: Sequence[str] = (), env: Mapping[str, str] | None = None) -> str:
+    """An image made from ``ref`` with the paths ``remove`` deleted and ``env`` set in its config,
+    tagged ``localhost/kubeopt-e2e/<tag>`` (for tests that a broken image fails). buildah changes
+    the filesystem through a mount, so no RUN step (and no container runtime) is needed."""
+    name = f"localhost/kubeopt-e2e/{tag}"
+    working = subprocess.run(["buildah", "from", "--quiet", ref], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    try:
+        root = Path(subprocess.run(["buildah", "mount", working], capture_output=True, text=True,
+                                   check=True).stdout.strip())
+        for path in remove:
+            target = root / path.lstrip("/")
+            if not target.exists():
+                raise FileNotFoundError(f"{path} is not in {ref}")
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink()
+        for key, value in (env or {}).items():
+            subprocess.run(["buildah", "config", "--env", f"{key}={value}", working], capture_output=True,
+                           check=True)
+        subprocess.run(["buildah", "commit", "--quiet", "--rm", working, name], capture_output=True, check=True)
+    except BaseException:
+        subprocess.run(["buildah", "rm", working], capture_output=True, check=False)
+        raise
+    image_config.cache_clear()
+    return name
+
+
+def remove_image(ref: str) -> None:
+    subprocess.run(["podman", "rmi", "--force", ref], capture_output=True, check=False)

@@ -37,8 +37,16 @@ from kubeopt_e2e.procs import LOOPBACK, Process, free_port, log_tail, wait_until
 from kubeopt_e2e.service import KubernetesService
 from kubeopt_e2e.tools import binary
 
-__all__ = ["E2E_VALUES", "OperatorProcess", "admission_policies", "chart_documents", "rbac_documents",
-           "service_account_kubeconfig", "token_kubeconfig"]
+__all__ = [
+    "E2E_VALUES",
+    "OperatorProcess",
+    "admission_policies",
+    "chart_documents",
+    "rbac_documents",
+    "service_account_kubeconfig",
+    "token_kubeconfig",
+    "worker_images",
+]
 
 RBAC_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
 POLICY_KINDS = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
@@ -250,6 +258,12 @@ class OperatorProcess:
 
 
 E2E_WORKER_ENV = {"KUBEOPT_WORKER_IMAGE": E2E_WORKER_IMAGE}
+
+
+def worker_images() -> dict[str, str]:
+    """FakeKubelet's ``images``: e2e Jobs (every target is an onnxruntime one) run in the CPU worker
+    image built from images/worker-onnxruntime."""
+    return {E2E_WORKER_IMAGE: image_ref("worker-onnxruntime")}
 
 
 @functools.cache
