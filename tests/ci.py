@@ -1,5 +1,5 @@
 """Skips that CI does not allow: a test that needs a tool skips on a developer's machine without it,
-but fails when ``CI`` is set (GitHub Actions sets CI=true; .ci/run does too), because `make test`
+but fails when ``CI`` is set (GitHub Actions and most CI services set CI=true), because `make test`
 installs every tool (`make debian-tools`) before the unit stage and a skip there would hide a
 broken install: the promtool rule tests skipped silently in a fresh `make test` before this.
 """
