@@ -1,7 +1,8 @@
 """Session fixtures for e2e tests: a real control plane, a real S3 server, kubectl and helm.
 
 Run from the repository root: ``python -m pytest e2e -q``. The first run builds the binaries
-(``e2e/build.sh``, 10-25 minutes on two cores) before any test starts; later runs reuse them.
+(``e2e/build.sh``, 10-25 minutes on two cores) and the operator image (``images/build.sh``, a few
+minutes) before any test starts; later runs reuse them.
 
 Environment:
   KUBEOPT_E2E_BIN_DIR          use these binaries, do not run build.sh
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 from kubeopt_e2e import ControlPlane, S3Server, bin_dir
 from kubeopt_e2e.clients import Helm, Kubectl, uses_external_cluster
+from kubeopt_e2e.images import image_ref
 
 HERE = Path(__file__).resolve().parent
 
@@ -34,7 +36,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Build (or find) the binaries once, before tests run, outside any per-test timeout."""
+    """Build (or find) the binaries and the operator image once, before tests run, outside any
+    per-test timeout."""
     if session.config.option.collectonly:
         return
     if not any(HERE in Path(item.path).parents for item in session.items):
@@ -43,6 +46,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     guard = capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext()
     with guard:
         bin_dir()
+        image_ref("operator")
+        image_ref("worker-onnxruntime")
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,7 +44,13 @@ from kubeopt_e2e import ControlPlane
 from kubeopt_e2e.clients import Helm, Kubectl, uses_external_cluster
 from kubeopt_e2e.faults import JobCounter, S3Tripwire
 from kubeopt_e2e.kubelet import FakeKubelet
-from kubeopt_e2e.operator import E2E_WORKER_ENV, OperatorProcess, running_operator, service_account_kubeconfig
+from kubeopt_e2e.operator import (
+    E2E_WORKER_ENV,
+    OperatorProcess,
+    running_operator,
+    service_account_kubeconfig,
+    worker_images,
+)
 from onnx import TensorProto, helper
 from test_operator import CHART, CRD, condition, eventually, explain, new_namespace, resource, settled
 
@@ -273,8 +278,7 @@ def test_s3_going_down_while_a_target_publishes_fails_it_with_storage_error_and_
     tripwire.arm(lambda method, path: method == "PUT" and path.startswith(prefix)
                  and path.split("?")[0].endswith("/" + MANIFEST_NAME), drop_connections=drop_connections)
     store = S3Store(S3Settings(endpoint_url=tripwire.endpoint_url, region=tripwire.region))
-    with FakeKubelet(kubectl.kubeconfig, tmp_path / "kubelet", namespaces={namespace},
-                     executables={"kubeopt": [sys.executable, "-m", "kubeopt.cli"]}), \
+    with FakeKubelet(kubectl.kubeconfig, tmp_path / "kubelet", namespaces={namespace}, images=worker_images()), \
             running_operator(operator_kubeconfig, tmp_path / "operator.log") as operator:
         why = explain(kubectl, namespace, operator)
         kubectl.apply(yaml.safe_dump(body))

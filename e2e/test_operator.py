@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,7 +23,13 @@ import yaml
 from kubeopt_e2e import S3Server
 from kubeopt_e2e.clients import Helm, Kubectl
 from kubeopt_e2e.kubelet import FakeKubelet, enforces_memory_limits, memory_bytes
-from kubeopt_e2e.operator import OperatorProcess, admission_policies, running_operator, service_account_kubeconfig
+from kubeopt_e2e.operator import (
+    OperatorProcess,
+    admission_policies,
+    running_operator,
+    service_account_kubeconfig,
+    worker_images,
+)
 from kubeopt_e2e.throttle import ThrottlingWebhook
 
 from kubeopt.storage.manifest import verify
@@ -148,8 +153,7 @@ def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
 
 @pytest.fixture(scope="module")
 def kubelet(control_plane: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeKubelet]:
-    with FakeKubelet(control_plane, tmp_path_factory.mktemp("kubelet"),
-                     executables={"kubeopt": [sys.executable, "-m", "kubeopt.cli"]}) as node:
+    with FakeKubelet(control_plane, tmp_path_factory.mktemp("kubelet"), images=worker_images()) as node:
         yield node
 
 

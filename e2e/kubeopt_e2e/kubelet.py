@@ -15,6 +15,13 @@ exits, the termination message file's contents (or, with ``FallbackToLogsOnError
 failure, the log's tail) become ``state.terminated.message``, as on a real node.
 A namespace can be held (``hold``, ``release``): its new pods then stay Pending, unbound.
 
+A pod whose image is in ``images`` (pod image -> local image reference, e.g. the e2e worker
+image -> the CPU worker image ``make images`` built) runs in that image instead, as a container
+runtime would run it (``kubeopt_e2e.images.Container``): the pod's command and args unrewritten,
+resolved on the image's PATH; the image's env under the pod's (no PYTHONPATH of the test
+process); emptyDir volumes and the termination message file mounted at the pod's own paths; the
+pod's user and group; a read-only root when the container's securityContext asks for it.
+
 Memory limits are real where the machine has a writable cgroup v1 memory controller (root):
 the container runs in its own memory cgroup capped at ``resources.limits.memory``, the kernel
 kills it when it goes over, and the status says ``OOMKilled`` with exit code 137, as a
@@ -38,6 +45,8 @@ from typing import Any, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+
+from kubeopt_e2e.images import Container, Mount, mounted_image, unmount_image
 
 __all__ = ["FakeKubelet", "PodRun", "enforces_memory_limits", "memory_bytes"]
 
@@ -128,9 +137,11 @@ class FakeKubelet:
         allocatable: Mapping[str, str] | None = None,
         extra_env: Mapping[str, str] | None = None,
         poll_interval: float = 0.3,
+        images: Mapping[str, str] | None = None,
     ) -> None:
         self.work_dir = work_dir
         self.executables = {k: list(v) for k, v in (executables or {}).items()}
+        self.images = dict(images or {})
         self.namespaces = set(namespaces) if namespaces is not None else None
         self.node_name = node_name
         self.node_labels = {"kubernetes.io/hostname": node_name, "kubernetes.io/os": "linux",
@@ -305,11 +316,16 @@ class FakeKubelet:
                   if m["name"] in volumes}
         termination = pod_dir / "termination-log"
         termination.write_text("")
-        paths = {container.get("terminationMessagePath") or DEFAULT_TERMINATION_PATH: termination, **mounts}
-        argv = [_rewrite(a, paths) for a in [*(container.get("command") or []), *(container.get("args") or [])]]
-        if argv and argv[0] in self.executables:
-            argv = [*self.executables[argv[0]], *argv[1:]]
-        env = self._environment(run.namespace, container, paths)
+        termination_path = container.get("terminationMessagePath") or DEFAULT_TERMINATION_PATH
+        paths = {termination_path: termination, **mounts}
+        image = self.images.get(container.get("image", ""))
+        if image is not None:
+            argv, env = self._in_image(image, spec, container, pod_dir, run.namespace, mounts, termination)
+        else:
+            argv = [_rewrite(a, paths) for a in [*(container.get("command") or []), *(container.get("args") or [])]]
+            if argv and argv[0] in self.executables:
+                argv = [*self.executables[argv[0]], *argv[1:]]
+            env = self._environment(run.namespace, container, paths)
         limit = ((container.get("resources") or {}).get("limits") or {}).get("memory")
         cgroup = MemoryCgroup(f"{run.namespace}_{run.name}", memory_bytes(limit)) \
             if limit and enforces_memory_limits() else None
@@ -327,6 +343,8 @@ class FakeKubelet:
         finally:
             if cgroup is not None:
                 cgroup.remove()
+            if image is not None:
+                unmount_image(image)
         if code < 0:  # killed by a signal: runtimes report 128 + the signal's number
             code = 128 - code
         message = termination.read_text(errors="replace")[:MESSAGE_LIMIT]
@@ -348,9 +366,31 @@ class FakeKubelet:
         return {"name": container["name"], "ready": False, "restartCount": 0, "image": container.get("image", ""),
                 "imageID": "", "started": False, "state": {"terminated": terminated}}
 
-    def _environment(self, namespace: str, container: Mapping[str, Any], paths: Mapping[str, Path]) -> dict[str, str]:
+    def _in_image(self, image: str, spec: Mapping[str, Any], container: Mapping[str, Any], pod_dir: Path,
+                  namespace: str, mounts: Mapping[str, Path], termination: Path) -> tuple[list[str], dict[str, str]]:
+        """(host argv, host env) that run ``container`` from ``image`` (mounted until the pod ends)."""
+        for directory in mounts.values():
+            directory.chmod(0o777)  # an emptyDir is world-writable
+        termination.chmod(0o666)
+        security = {**(spec.get("securityContext") or {}), **(container.get("securityContext") or {})}
+        user = f"{security['runAsUser']}:{security.get('runAsGroup', security['runAsUser'])}" \
+            if "runAsUser" in security else None
+        env = {**self._environment(namespace, container, {}, host=False), **self.extra_env}
+        volumes = [Mount(path, inside) for inside, path in mounts.items()]
+        volumes.append(Mount(termination, container.get("terminationMessagePath") or DEFAULT_TERMINATION_PATH))
+        started = Container(image=image, command=container.get("command") or (), args=container.get("args") or (),
+                            env=env, mounts=volumes, user=user,
+                            read_only_root=bool((container.get("securityContext") or {}).get("readOnlyRootFilesystem")))
+        root = mounted_image(image)
+        host_env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LANG": "C.UTF-8"}
+        return started.argv(root, pod_dir / "container"), host_env
+
+    def _environment(self, namespace: str, container: Mapping[str, Any], paths: Mapping[str, Path],
+                     host: bool = True) -> dict[str, str]:
+        """The container's env; with ``host``, on top of this process's PATH and PYTHONPATH (a local
+        process), else only what the pod says (the image supplies the rest)."""
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **_python_path(),
-               **self.extra_env}
+               **self.extra_env} if host else {}
         if "/tmp" in paths:
             env["TMPDIR"] = str(paths["/tmp"])
         for source in container.get("envFrom") or []:

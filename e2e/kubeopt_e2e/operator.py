@@ -5,14 +5,25 @@ objects (nothing else), asks the TokenRequest API for a token and writes a kubec
 it, so the operator can do exactly what the chart grants. ``admission_policies`` applies the
 chart's ValidatingAdmissionPolicies and bindings and waits until the API server enforces them.
 ``token_kubeconfig`` gives any ServiceAccount its own kubeconfig (a distinct identity).
-``OperatorProcess`` starts, stops and restarts the operator and knows its metrics port.
+``OperatorProcess`` starts, stops and restarts the operator and knows its metrics port. It runs
+the operator image built from images/operator (``kubeopt_e2e.images``) as the chart's Deployment
+runs it: the Deployment's command, env, user, read-only root and /tmp emptyDir, rendered by
+``helm template``; the service account token mounted where a pod has it
+(/var/run/secrets/kubernetes.io/serviceaccount); kubernetes.default.svc and
+KUBERNETES_SERVICE_HOST/PORT naming the API server's stand-in Service (``kubeopt_e2e.service``).
+So the operator logs in as in a cluster, with no kubeconfig.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
+import json
 import os
 import sys
+import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -22,17 +33,32 @@ from typing import Any
 import yaml
 
 from kubeopt_e2e.clients import Helm, Kubectl
+from kubeopt_e2e.images import Container, Mount, image_ref, mounted_image, unmount_image
 from kubeopt_e2e.procs import LOOPBACK, Process, free_port, log_tail, wait_until
+from kubeopt_e2e.service import KubernetesService
+from kubeopt_e2e.tools import binary
 
-__all__ = ["E2E_VALUES", "OperatorProcess", "admission_policies", "chart_documents", "rbac_documents",
-           "service_account_kubeconfig", "token_kubeconfig"]
+__all__ = [
+    "E2E_VALUES",
+    "OperatorProcess",
+    "admission_policies",
+    "chart_documents",
+    "rbac_documents",
+    "service_account_kubeconfig",
+    "token_kubeconfig",
+    "worker_images",
+]
 
 RBAC_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
 POLICY_KINDS = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
 #: The worker image name e2e Jobs get; the fake kubelet runs the local worker for it.
 E2E_WORKER_IMAGE = "kubeopt-worker:e2e"
-#: Chart values of the e2e install: the chart's worker image is the e2e one (so admission allows it).
-E2E_VALUES = (f"workerImages.default={E2E_WORKER_IMAGE}",)
+#: Chart values of the e2e install: the chart's worker image is the e2e one for every backend (so
+#: admission allows it and the operator's Deployment names no other).
+E2E_VALUES = (f"workerImages.default={E2E_WORKER_IMAGE}", "workerImages.tensorrt=", "workerImages.tfTrt=",
+              "workerImages.onnxruntime=", "workerImages.torchCompile=")
+CHART = Path(__file__).resolve().parents[2] / "charts" / "kubeopt"
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 def chart_documents(helm: Helm, chart: Path, release: str, namespace: str, kinds: set[str],
@@ -120,17 +146,24 @@ def _refused(kubectl: Kubectl, probe: dict[str, Any], *args: str) -> bool:
 
 
 class OperatorProcess:
-    """``python -m kubeopt.cli operator`` against ``kubeconfig``; its log in ``log``."""
+    """The operator image run as the chart's Deployment runs it, as the ServiceAccount whose token
+    ``kubeconfig`` holds; its log in ``log``. ``env`` is set over the Deployment's env (peering,
+    worker images); ``image`` is a local image reference (default: images/operator, built if needed)."""
 
     def __init__(self, kubeconfig: Path, log: Path, env: Mapping[str, str] | None = None,
-                 module: str = "kubeopt.cli") -> None:
-        """``module``: what ``python -m`` runs with ``operator ...`` (kubeopt_e2e.stall wraps the CLI)."""
+                 image: str | None = None, values: tuple[str, ...] = E2E_VALUES, module: str | None = None) -> None:
+        """``module``: run ``python -m <module> operator ...`` from this checkout instead of the image
+        (kubeopt_e2e.stall wraps the CLI to block the operator's loop; it is not in the image)."""
         self.kubeconfig = kubeconfig
         self.log = log
         self.env = dict(env or {})
+        self.image = image
+        self.values = values
         self.module = module
         self.metrics_port = free_port()
         self._process: Process | None = None
+        self._mounted: str | None = None
+        self._service: KubernetesService | None = None
 
     @property
     def pid(self) -> int:
@@ -143,16 +176,62 @@ class OperatorProcess:
     def metrics_url(self) -> str:
         return f"http://{LOOPBACK}:{self.metrics_port}"
 
+    def container(self, work: Path, service: KubernetesService) -> Container:
+        """The operator's container as the chart's Deployment defines it, for this test's cluster."""
+        image = self.image or image_ref("operator")
+        pod = deployment_pod((*self.values, f"metricsPort={self.metrics_port}"))
+        spec = pod["containers"][0]
+        env: dict[str, str] = {}
+        for item in spec.get("env", []):
+            if "value" in item:
+                env[item["name"]] = str(item["value"])
+            elif item.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name":
+                env[item["name"]] = "kubeopt-e2e-operator"
+            else:
+                raise AssertionError(f"e2e does not resolve the chart's env entry {item}")
+        # A kubelet sets the ClusterIP (10.0.0.1, which the serving certificate names); the stand-in's
+        # loopback address is not in the certificate, its name is.
+        env.update({"KUBERNETES_SERVICE_HOST": "kubernetes.default.svc", "KUBERNETES_SERVICE_PORT": str(service.port)})
+        env.update(self.env)
+        mounts = [Mount(_service_account_dir(self.kubeconfig, work / "serviceaccount"), SERVICE_ACCOUNT_DIR,
+                        read_only=True), Mount(service.hosts_file(work / "hosts"), "/etc/hosts")]
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        for mount in spec.get("volumeMounts", []):
+            volume = volumes[mount["name"]]
+            if "emptyDir" not in volume:
+                raise AssertionError(f"e2e mounts only emptyDir volumes for the operator, not {volume}")
+            directory = work / "volumes" / mount["name"]
+            directory.mkdir(parents=True, exist_ok=True)
+            directory.chmod(0o1777)  # an emptyDir is world-writable
+            mounts.append(Mount(directory, mount["mountPath"], read_only=bool(mount.get("readOnly"))))
+        security = pod.get("securityContext", {})
+        return Container(
+            image=image, command=spec.get("command", ()), args=spec.get("args", ()), env=env, mounts=mounts,
+            user=f"{security['runAsUser']}:{security.get('runAsGroup', security['runAsUser'])}"
+            if "runAsUser" in security else None,
+            read_only_root=bool(spec.get("securityContext", {}).get("readOnlyRootFilesystem")))
+
     def start(self, timeout: float = 60.0) -> None:
         if self._process is not None:
             raise RuntimeError("operator already running")
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
-               "KUBECONFIG": str(self.kubeconfig), "HOME": str(self.log.parent), **self.env}
-        if os.environ.get("PYTHONPATH"):  # run the checkout under test (a git worktree), not the venv's
-            env.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
-        self._process = Process(
-            "operator", [sys.executable, "-m", self.module, "operator", "--metrics-port", str(self.metrics_port)],
-            self.log, env=env)
+        if self.module is not None:
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
+                   "KUBECONFIG": str(self.kubeconfig), "HOME": str(self.log.parent), **self.env}
+            if os.environ.get("PYTHONPATH"):  # run the checkout under test (a git worktree), not the venv's
+                env.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
+            self._process = Process(
+                "operator", [sys.executable, "-m", self.module, "operator", "--metrics-port", str(self.metrics_port)],
+                self.log, env=env)
+            wait_until("operator /readyz", self._ready, process=self._process, timeout=timeout)
+            return
+        work = Path(tempfile.mkdtemp(prefix="container-", dir=self.log.parent))
+        server = urllib.parse.urlsplit(_kubeconfig_cluster(self.kubeconfig)["server"])
+        self._service = KubernetesService((str(server.hostname), int(server.port or 443)))
+        container = self.container(work, self._service)
+        root = mounted_image(container.image)
+        self._mounted = container.image
+        host_env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LANG": "C.UTF-8"}
+        self._process = Process("operator", container.argv(root, work), self.log, env=host_env)
         wait_until("operator /readyz", self._ready, process=self._process, timeout=timeout)
 
     def _ready(self) -> bool:
@@ -170,6 +249,12 @@ class OperatorProcess:
         if self._process is not None:
             self._process.stop(grace)
             self._process = None
+        if self._mounted is not None:
+            unmount_image(self._mounted)
+            self._mounted = None
+        if self._service is not None:
+            self._service.stop()
+            self._service = None
 
     def kill(self) -> None:
         """Stop it the hard way, as a node failure would."""
@@ -187,6 +272,43 @@ class OperatorProcess:
 
 
 E2E_WORKER_ENV = {"KUBEOPT_WORKER_IMAGE": E2E_WORKER_IMAGE}
+
+
+def worker_images() -> dict[str, str]:
+    """FakeKubelet's ``images``: e2e Jobs (every target is an onnxruntime one) run in the CPU worker
+    image built from images/worker-onnxruntime."""
+    return {E2E_WORKER_IMAGE: image_ref("worker-onnxruntime")}
+
+
+@functools.cache
+def deployment_pod(values: tuple[str, ...]) -> dict[str, Any]:
+    """The pod spec of the chart's operator Deployment, rendered with ``values``."""
+    with tempfile.TemporaryDirectory(prefix="helm-") as home:
+        helm = Helm(binary("helm"), Path(home) / "kubeconfig", Path(home))
+        documents = chart_documents(helm, CHART, "kubeopt", "kubeopt-system", {"Deployment"}, values)
+    (deployment,) = documents
+    return dict(deployment["spec"]["template"]["spec"])
+
+
+def _kubeconfig_cluster(kubeconfig: Path) -> dict[str, Any]:
+    return dict(yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"])
+
+
+def _service_account_dir(kubeconfig: Path, out: Path) -> Path:
+    """token, ca.crt and namespace of a ServiceAccount's token kubeconfig, laid out as a kubelet
+    mounts them in a pod."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    token = config["users"][0]["user"].get("token")
+    if not token:
+        raise AssertionError(f"{kubeconfig} holds no token: the operator runs as a ServiceAccount")
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "token").write_text(token)
+    (out / "ca.crt").write_bytes(base64.b64decode(_kubeconfig_cluster(kubeconfig)["certificate-authority-data"]))
+    (out / "namespace").write_text(claims["kubernetes.io"]["namespace"])
+    for path in (out, *out.iterdir()):  # readable by the pod's user, as the kubelet's projection is
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return out
 
 
 @contextmanager

@@ -7,10 +7,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from kubeopt.controller.dashboard import referenced_metrics, series_names
+from tests.ci import missing_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "charts" / "kubeopt" / "rules" / "kubeopt.rules.yaml"
@@ -24,7 +24,7 @@ def rules() -> list[dict[str, Any]]:
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     if not Path(PROMTOOL).is_file():
-        pytest.skip("promtool is not installed: run e2e/install-debian-tools.sh (Debian package prometheus)")
+        missing_tool("promtool is not installed: run e2e/install-debian-tools.sh (Debian package prometheus)")
     return subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=60, check=False)
 
 

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubeopt.api.backends import image_env_suffix
+from kubeopt.api.images import backend_images, default_worker_image
 from kubeopt.api.spec import BackendName, Images
 
-DEFAULT_WORKER_IMAGE = "ghcr.io/kubeopt/worker:0.1.0"
+# From kubeopt/api/images.env, like the chart's values and `make images`.
+DEFAULT_WORKER_IMAGE = default_worker_image()
 DEFAULT_METRICS_PORT = 8080
 IMAGE_ENV_PREFIX = "KUBEOPT_WORKER_IMAGE"
 # Jobs always run under this account, never one a spec names: it has no RBAC bindings and no
@@ -139,8 +141,11 @@ class OperatorSettings:
     def from_env(cls, env: Mapping[str, str], namespaces: tuple[str, ...] = (),
                  metrics_port: int = DEFAULT_METRICS_PORT) -> OperatorSettings:
         """Read ``KUBEOPT_WORKER_IMAGE``, ``KUBEOPT_WORKER_IMAGE_<BACKEND>`` (e.g. ``_TF_TRT``) and
-        ``KUBEOPT_WORKER_SERVICE_ACCOUNT``, and the worker pod's settings (``WorkerPod.from_env``)."""
-        images = {
+        ``KUBEOPT_WORKER_SERVICE_ACCOUNT``, and the worker pod's settings (``WorkerPod.from_env``).
+        Without ``KUBEOPT_WORKER_IMAGE`` each backend gets its own published image (its description's,
+        kubeopt/api/images.env); with it, that one image serves every backend not named."""
+        defaults = {} if env.get(IMAGE_ENV_PREFIX) else backend_images()
+        images = defaults | {
             backend: env[f"{IMAGE_ENV_PREFIX}_{image_env_suffix(backend)}"]
             for backend in BackendName
             if env.get(f"{IMAGE_ENV_PREFIX}_{image_env_suffix(backend)}")
