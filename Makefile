@@ -27,7 +27,7 @@ demo: venv ## train the digits CNN, optimize it on this CPU (onnxruntime + torch
 	$(BIN)/python examples/digits/make_digits.py
 	mkdir -p out
 	$(BIN)/kubeopt run examples/digits/optimization.yaml --termination-log out/digits-termination.json
-	@echo "HTML report: out/digits/_report/report.html"
+	@echo "HTML report: out/digits/_report/$$($(BIN)/python -c 'import json; print(json.load(open("out/digits/_report/current.json"))["path"])')/report.html"
 
 lock: ## re-resolve requirements/*.txt from pyproject.toml (UPGRADE=1: newest versions; needs PyPI)
 	UV=$(BIN)/uv bash requirements/lock.sh
