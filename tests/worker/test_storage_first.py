@@ -40,8 +40,9 @@ def test_an_unwritable_output_fails_with_storage_error_before_the_model_is_loade
 
     code, output, message = run_without_credentials(tmp_path, resource)
 
-    assert code == EXIT_CODES[Reason.STORAGE_ERROR], output
-    assert message["reason"] == "StorageError"  # not ModelNotFound: the model was never looked at
+    # A path through a file stays unwritable however often the Job retries: permanent (retry by type).
+    assert code == EXIT_CODES[Reason.STORAGE_MISCONFIGURED], output
+    assert message["reason"] == "StorageMisconfigured"  # not ModelNotFound: the model was never looked at
     assert f"output.uri file://{tmp_path}/a-file/out is not writable" in message["message"]
     assert "load:" not in output
 
