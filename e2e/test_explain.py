@@ -39,7 +39,7 @@ def namespace(kubectl: Kubectl) -> Iterator[str]:
     ("spec.resources.gpu", "Default: 1."),
     ("spec.resources.gpu", "0 for a CPU-only cluster"),
     ("spec.calibration.samples", "Default: 512."),
-    ("spec.calibration.method", "Default: entropy."),
+    ("spec.calibration.method", "Unset: each backend's default (tensorrt: entropy;"),
     ("spec.benchmark.batchSizes", "Default: [1, 8, 32]."),
     ("spec.targets.precision", "Default: fp32."),
     ("spec.resources.memory", "a Kubernetes quantity: 16Gi or 16G"),

@@ -112,7 +112,12 @@ def test_every_handler_thread_stuck_in_a_reconcile_fails_liveness(
         failing = _health_until(operator, 503, timeout=60)
         stall.with_suffix(".reconcile").unlink()
         recovered = _health_until(operator, 200, timeout=60)
-        jobs = kubectl.json("get", "jobs", "-n", namespace)["items"]
+        # Health comes back when one handler thread is free, which races the released reconciles'
+        # Job creations by milliseconds; the Jobs must follow.
+        deadline, jobs = time.monotonic() + 30, []
+        while not jobs and time.monotonic() < deadline:
+            jobs = kubectl.json("get", "jobs", "-n", namespace)["items"]
+            time.sleep(0 if jobs else 0.5)
     finally:
         kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
