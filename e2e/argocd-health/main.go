@@ -3,17 +3,20 @@
 // Argo CD embeds), the resource as the global `obj`, and the returned table read as
 // {status, message}. Argo CD opens only package, base, table and a "safe" os subset for
 // customizations; this opens package, base and table (health.lua needs no os), so a script
-// that passes here needs nothing Argo CD does not give it.
+// that passes here needs nothing Argo CD does not give it (util/lua/lua.go runLua, where a
+// customization from argocd-cm runs without the open libs; its one-second limit is kept too).
 //
 // Usage: argocd-health <dir containing health.lua and health_test.yaml>
 // Exit status 1 on any mismatch, 2 on a broken test file.
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	lua "github.com/yuin/gopher-lua"
 	"sigs.k8s.io/yaml"
@@ -76,6 +79,10 @@ func run(script string, object map[string]interface{}) (health, error) {
 			return health{}, err
 		}
 	}
+	// Argo CD gives a script one second.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	l.SetContext(ctx)
 	l.SetGlobal("obj", decode(l, object))
 	if err := l.DoString(script); err != nil {
 		return health{}, err
