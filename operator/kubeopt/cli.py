@@ -77,7 +77,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.log_file is None:
         args.log_file = (args.workspace or Path.cwd()) / "kubeopt-run.log"
-    route_library_output(args.log_file)
+    args.log_file = route_library_output(args.log_file)
     if not args.quiet:
         log.info("log: library messages and warnings go to %s", args.log_file)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
+import tempfile
 from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -24,13 +25,20 @@ class _TerminalFilter(logging.Filter):
         return record.levelno >= logging.ERROR or (own and record.levelno >= logging.INFO)
 
 
-def route_library_output(log_file: Path) -> None:
-    """Send every logger and Python warning to ``log_file`` at DEBUG; the terminal keeps kubeopt's lines."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
+def route_library_output(log_file: Path) -> Path:
+    """Send every logger and Python warning to ``log_file`` at DEBUG; the terminal keeps kubeopt's lines.
+
+    Returns the file written: ``log_file``, or one in the temporary folder when ``log_file`` cannot
+    be created (a read-only current folder must not stop a run)."""
+    try:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        to_file = logging.FileHandler(log_file)
+    except OSError:
+        log_file = Path(tempfile.gettempdir()) / log_file.name
+        to_file = logging.FileHandler(log_file)
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    to_file = logging.FileHandler(log_file)
     to_file.setLevel(logging.DEBUG)
     to_file.setFormatter(logging.Formatter(FORMAT))
     terminal = logging.StreamHandler(sys.stderr)
@@ -42,6 +50,7 @@ def route_library_output(log_file: Path) -> None:
     logging.getLogger("kubeopt").setLevel(logging.DEBUG)
     logging.captureWarnings(True)
     _tame_torch()
+    return log_file
 
 
 def _tame_torch() -> None:
