@@ -104,6 +104,15 @@ def test_every_value_of_values_yaml_has_a_row_with_its_default() -> None:
     assert "no other keys" in rows["serviceMonitor"][3]
 
 
+def test_every_chart_value_has_a_description_from_the_schema_or_values_yaml() -> None:
+    text = (ROOT / VALUES).read_text()
+    schema = json.loads((ROOT / VALUES_SCHEMA).read_text())
+
+    blank = [row[0] for row in value_rows(schema, "", yaml.safe_load(text), values_comments(text)) if not row[4]]
+
+    assert blank == [], "describe these in charts/kubeopt/values.schema.json, then run `make docs`"
+
+
 def test_a_values_comment_describes_a_value_the_schema_does_not() -> None:
     text = ("# The operator's image.\nimage:\n  # Where it comes from.\n  repository: x\n"
             "  tag: \"\"   # empty: appVersion\n\nother: 1\n")

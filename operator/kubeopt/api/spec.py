@@ -155,8 +155,8 @@ class Preprocessing(Model):
 
 
 def _precision_doc() -> str:
-    built = "; ".join(f"{d.name.value}: {d.supported_text(DeviceKind.CPU)} on a CPU, "
-                      f"{d.supported_text(DeviceKind.GPU)} on a GPU" for d in BACKENDS.values())
+    built = "; ".join(f"{d.name.value}: {names(d.precisions(DeviceKind.CPU), Precision) or 'nothing'} on a CPU, "
+                      f"{names(d.precisions(DeviceKind.GPU), Precision) or 'nothing'} on a GPU" for d in BACKENDS.values())
     return (f"{', '.join(Precision)}. What each backend builds ({built}). int8 is calibrated on a CPU and for "
             "TensorRT/ONNX Runtime; torch-compile int8 on a GPU runs linear and 1x1 convolution GEMMs in int8 with "
             "run-time activation scales and the rest in fp16; fp8 (torch-compile on GPUs with compute capability "
