@@ -165,3 +165,11 @@ def test_each_guide_says_what_it_means_and_what_to_do(reason: Reason) -> None:
 
     assert guide.source in ("worker", "operator", "worker, operator")
     assert len(guide.meaning) > 20 and len(guide.action) > 10
+
+
+def test_a_schema_default_fills_the_default_column_too() -> None:
+    node = {"properties": {"gpu": {"type": "integer", "default": 1, "description": "GPUs."}}}
+
+    (row,) = crd_rows(node, "spec")
+
+    assert (row.default, row.description) == ("1", "GPUs.")

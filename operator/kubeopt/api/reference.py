@@ -17,6 +17,7 @@ fails when either differs from what this module renders.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -78,6 +79,8 @@ def crd_rows(node: Mapping[str, Any], path: str) -> Iterator[FieldRow]:
 
 def _crd_field(node: Mapping[str, Any], path: str, required: bool) -> Iterator[FieldRow]:
     description, default = _split_default(node.get("description", ""))
+    if not default and "default" in node:  # a schema default, should the CRD ever carry one
+        default = json.dumps(node["default"])
     kind = schema_type(node)
     allowed = bounds(node) + [f"each {b}" for b in bounds(node.get("items", {}))]
     rules = [rule["message"] for rule in node.get("x-kubernetes-validations", []) if "message" in rule]
