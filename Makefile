@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(BIN):/usr/local/go/bin:$(PATH)
 include operator/kubeopt/api/images.env
 IMAGES := $(IMAGE_OPERATOR) $(IMAGE_WORKER_ONNXRUNTIME)
 
-.PHONY: help venv demo test test-unit test-e2e lint crd e2e-tools debian-tools lock images clean
+.PHONY: help venv demo test test-unit test-e2e lint crd docs e2e-tools debian-tools lock images clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ test: lint e2e-tools test-unit test-e2e ## everything CI runs
 crd: venv ## regenerate crds/ and the chart's copy from the API models
 	$(BIN)/kubeopt crd --output-dir crds
 	if [ -d charts/kubeopt/crds ]; then cp crds/*.yaml charts/kubeopt/crds/; fi
+
+docs: venv ## regenerate docs/reference.md and the README's troubleshooting table from the API models and the chart
+	$(BIN)/kubeopt docs
 
 clean: ## remove the demo's outputs
 	rm -rf out examples/digits/model

@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     crd = commands.add_parser("crd", help="print the CRD generated from the API models")
     crd.add_argument("--output-dir", type=Path, help="write crds/ files here instead of printing")
     commands.add_parser("backends", help="print the backend table (Markdown) the README carries")
+    docs = commands.add_parser("docs", help="write docs/reference.md and the README's troubleshooting table")
+    docs.add_argument("--root", type=Path, default=Path("."), help="the repository root (default: .)")
     operator = commands.add_parser("operator", help="run the controller (kopf)")
     operator.add_argument("--namespace", action="append", help="watch only these namespaces")
     operator.add_argument("--metrics-port", type=int, default=8080)
@@ -48,6 +50,17 @@ def main(argv: list[str] | None = None) -> int:
         from kubeopt.api.backends import backend_table
 
         sys.stdout.write(backend_table())
+        return 0
+    if args.command == "docs":
+        from kubeopt.api.docs import write_docs
+
+        try:
+            written = write_docs(args.root)
+        except (OSError, ValueError) as error:
+            sys.stderr.write(f"kubeopt docs: {error}\n")
+            return 1
+        for path in written:
+            log.info("wrote %s", path)
         return 0
     if args.command == "operator":
         from kubeopt.controller.main import run_operator

@@ -19,6 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, m
 
 from kubeopt.api.backends import (
     BACKENDS,
+    BackendDescription,
     BackendName,
     CalibrationMethod,
     DeviceKind,
@@ -155,8 +156,11 @@ class Preprocessing(Model):
 
 
 def _precision_doc() -> str:
-    built = "; ".join(f"{d.name.value}: {d.supported_text(DeviceKind.CPU)} on a CPU, "
-                      f"{d.supported_text(DeviceKind.GPU)} on a GPU" for d in BACKENDS.values())
+    def built_on(d: BackendDescription, device: DeviceKind) -> str:
+        return names(d.precisions(device), Precision) or "nothing"
+
+    built = "; ".join(f"{d.name.value}: {built_on(d, DeviceKind.CPU)} on a CPU, {built_on(d, DeviceKind.GPU)} on a GPU"
+                      for d in BACKENDS.values())
     return (f"{', '.join(Precision)}. What each backend builds ({built}). int8 is calibrated on a CPU and for "
             "TensorRT/ONNX Runtime; torch-compile int8 on a GPU runs linear and 1x1 convolution GEMMs in int8 with "
             "run-time activation scales and the rest in fp16; fp8 (torch-compile on GPUs with compute capability "
