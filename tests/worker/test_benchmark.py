@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kubeopt.worker.backends.tensorrt import TensorRTRunner
-from kubeopt.worker.backends.tf_trt import TfRunner
+from kubeopt.worker.backends.tensorrt.backend import TensorRTRunner
+from kubeopt.worker.backends.tf_trt.backend import TfRunner
 from kubeopt.worker.benchmark import timer_for
 from kubeopt.worker.runners import Feeds, OnStream, Synchronous, TorchRunner, WorkPlace
 

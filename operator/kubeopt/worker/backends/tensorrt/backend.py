@@ -74,7 +74,7 @@ from kubeopt.api.spec import (
 )
 from kubeopt.worker import calibration
 from kubeopt.worker.backends.base import BuildContext, Built
-from kubeopt.worker.backends.onnxruntime import cast_to_fp16, copy_onnx
+from kubeopt.worker.backends.onnxruntime.backend import cast_to_fp16, copy_onnx
 from kubeopt.worker.calibration_methods import Tool, calibrator, offers
 from kubeopt.worker.errors import BuildFailed, InvalidSpec, UnsupportedOp
 from kubeopt.worker.frameworks import require

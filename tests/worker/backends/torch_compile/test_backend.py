@@ -6,7 +6,7 @@ import pytest
 
 from kubeopt.api.spec import BackendName, TorchCompileOptions
 from kubeopt.worker.backends.registry import BackendRegistry, default_registry
-from kubeopt.worker.backends.torch_compile import compile_kwargs, phase_breakdown, with_rewrite_hint
+from kubeopt.worker.backends.torch_compile.backend import compile_kwargs, phase_breakdown, with_rewrite_hint
 from kubeopt.worker.runners import choose_providers
 
 
@@ -74,7 +74,7 @@ def int8_gpu_context(tmp_path: Path) -> object:
 def test_torch_compile_int8_on_a_gpu_needs_an_exported_program(tmp_path: Path) -> None:
     import torch
 
-    from kubeopt.worker.backends.torch_compile import TorchCompileBackend
+    from kubeopt.worker.backends.torch_compile.backend import TorchCompileBackend
     from kubeopt.worker.errors import InvalidSpec
 
     scripted = torch.jit.script(torch.nn.Linear(16, 16))
@@ -86,7 +86,7 @@ def test_torch_compile_int8_on_a_gpu_needs_an_exported_program(tmp_path: Path) -
 def test_torch_compile_int8_on_a_gpu_with_nothing_to_quantize_says_to_use_fp16(tmp_path: Path) -> None:
     import torch
 
-    from kubeopt.worker.backends.torch_compile import TorchCompileBackend
+    from kubeopt.worker.backends.torch_compile.backend import TorchCompileBackend
     from kubeopt.worker.errors import InvalidSpec
 
     odd = torch.nn.Linear(10, 6)  # sizes that are not multiples of 8
