@@ -32,10 +32,10 @@ from kubeopt.api.spec import BackendName, Precision, TorchCompileOptions
 from kubeopt.worker import calibration
 from kubeopt.worker.backends.base import BuildContext, Built
 from kubeopt.worker.backends.torch_compile import float8, fusion, int8
+from kubeopt.worker.backends.torch_compile.runner import TorchRunner
 from kubeopt.worker.calibration_methods import Tool, calibrator
 from kubeopt.worker.errors import BuildFailed, InvalidSpec, UnsupportedOp, first_line
 from kubeopt.worker.frameworks import require
-from kubeopt.worker.runners import TorchRunner
 from kubeopt.worker.source import Representation
 
 log = logging.getLogger(__name__)
