@@ -29,7 +29,7 @@ def compile_package(path: Path, batch: int, fuse: bool) -> dict[str, float]:
     started = time.perf_counter()
     program = torch.export.export(model, (x,))
     if fuse:
-        from kubeopt.worker import fusion
+        from kubeopt.worker.backends.torch_compile import fusion
 
         module = program.module()
         fusion.optimize_conv_graph(module)
@@ -43,7 +43,7 @@ def compile_package(path: Path, batch: int, fuse: bool) -> dict[str, float]:
 
 def load_and_run(path: Path, batch: int, fuse: bool) -> dict[str, float]:
     if fuse:
-        from kubeopt.worker import fusion
+        from kubeopt.worker.backends.torch_compile import fusion
 
         fusion.register_fake_kernels()
     x = torch.randn(batch, 3, 224, 224, device="cuda").half().contiguous(memory_format=torch.channels_last)

@@ -30,10 +30,10 @@ from kubeopt.api.load import parse_resource
 from kubeopt.api.spec import Benchmark
 from kubeopt.worker import benchmark
 from kubeopt.worker.backends.registry import default_registry
+from kubeopt.worker.backends.torch_compile.runner import TorchRunner
 from kubeopt.worker.data import Dataset
 from kubeopt.worker.device import describe_device, library_versions
 from kubeopt.worker.pipeline import RunSettings, run_optimization
-from kubeopt.worker.runners import TorchRunner
 
 FREEZE = {"freezing": True}
 # name -> (precision, torchCompile options)

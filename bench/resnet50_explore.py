@@ -1,7 +1,7 @@
 """ResNet-50 at one batch size on the GPU: what beats torch.compile FP16 channels-last reduce-overhead?
 
 An exploration, all variants side by side in one process on one card, before any of them goes
-into the worker: cuDNN fused epilogues (``kubeopt.worker.fusion``) in eager mode, under a
+into the worker: cuDNN fused epilogues (``kubeopt.worker.backends.torch_compile.fusion``) in eager mode, under a
 hand-captured CUDA graph and under torch.compile; AOTInductor packages (compile seconds, load
 seconds, throughput with and without a CUDA graph); and cuDNN's exhaustive algorithm search.
 Every variant's relative error is taken against the eager FP32 output on the same input.
@@ -29,7 +29,7 @@ import torchvision
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
-from kubeopt.worker import fusion
+from kubeopt.worker.backends.torch_compile import fusion
 
 
 def median_ms(step: Callable[[], Any], warmup: int = 20, repeats: int = 100) -> float:

@@ -33,9 +33,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
+from kubeopt.worker.backends.torch_compile.runner import TorchRunner
 from kubeopt.worker.benchmark import timer_for
 from kubeopt.worker.device import describe_device
-from kubeopt.worker.runners import Feeds, OnStream, TorchRunner, WorkPlace
+from kubeopt.worker.runners import Feeds, OnStream, WorkPlace
 
 Step = Callable[[], object]
 

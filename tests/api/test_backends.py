@@ -1,7 +1,7 @@
 """Every place that lists backends agrees with ``kubeopt.api.backends.BACKENDS``.
 
 The places that cannot be derived (typed pydantic fields, the chart's values, pyproject, the
-images, the worker's classes) are checked here, one test per place, each naming what is missing;
+images, the worker's packages and classes) are checked here, one test per place, each naming what is missing;
 so are the README's backend table and its "Adding a backend" steps.
 """
 
@@ -92,6 +92,24 @@ def test_the_worker_registers_exactly_the_described_backends() -> None:
     assert default_registry().names() == sorted(BACKENDS)
 
 
+def test_each_backend_is_a_package_of_its_own_with_its_backend_and_runner() -> None:
+    registry = default_registry()
+    for name, description in BACKENDS.items():
+        package = ROOT / "operator" / "kubeopt" / "worker" / "backends" / description.option_field
+
+        assert (package / "backend.py").is_file(), name
+        assert (package / "runner.py").is_file(), name
+        assert type(registry.get(name)).__module__ == f"kubeopt.worker.backends.{description.option_field}.backend"
+
+
+def test_the_independence_contract_names_every_backends_package() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    independent = [c for c in pyproject["tool"]["importlinter"]["contracts"] if c["type"] == "independence"]
+
+    assert len(independent) == 1
+    assert set(independent[0]["modules"]) == {f"kubeopt.worker.backends.{d.option_field}" for d in BACKENDS.values()}
+
+
 def test_each_backend_consumes_a_representation_every_accepted_format_turns_into() -> None:
     registry = default_registry()
     for name, description in BACKENDS.items():
@@ -175,5 +193,6 @@ def test_the_adding_a_backend_steps_name_the_places_this_file_checks() -> None:
     section = adding_a_backend_section()
 
     for place in ("BackendName", "BACKENDS", "Target", "Images", "default_registry()", "TOOLS", "pyproject.toml",
-                  "values.yaml", "values.schema.json", "$imageFields", "make crd", "kubeopt backends"):
+                  "values.yaml", "values.schema.json", "$imageFields", "make crd", "kubeopt backends",
+                  "backend.py", "runner.py", "independence"):
         assert place in section, place

@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kubeopt.worker.backends.tensorrt import TensorRTRunner
-from kubeopt.worker.backends.tf_trt import TfRunner
+from kubeopt.worker.backends.tensorrt.runner import TensorRTRunner
+from kubeopt.worker.backends.tf_trt.runner import TfRunner
+from kubeopt.worker.backends.torch_compile.runner import TorchRunner
 from kubeopt.worker.benchmark import timer_for
-from kubeopt.worker.runners import Feeds, OnStream, Synchronous, TorchRunner, WorkPlace
+from kubeopt.worker.runners import Feeds, OnStream, Synchronous, WorkPlace
 
 
 class RecordingEvent:

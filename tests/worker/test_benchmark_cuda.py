@@ -91,7 +91,7 @@ def test_a_side_stream_runner_fools_the_current_stream_timer_but_not_the_stream_
 
 
 def test_a_torch_runner_on_the_gpu_names_the_current_stream() -> None:
-    from kubeopt.worker.runners import TorchRunner
+    from kubeopt.worker.backends.torch_compile.runner import TorchRunner
 
     runner = TorchRunner(torch.nn.Linear(4, 2).cuda(), ["x"], "cuda")
 

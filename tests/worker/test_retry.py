@@ -108,7 +108,7 @@ def test_torchs_out_of_memory_error_is_recognized_by_its_class_and_retried_as_a_
 
 def test_dynamo_refusing_a_graph_is_unsupported_op_and_not_retried() -> None:
     torch = pytest.importorskip("torch")
-    from kubeopt.worker.backends.torch_compile import is_unsupported_by_dynamo
+    from kubeopt.worker.backends.torch_compile.backend import is_unsupported_by_dynamo
 
     class SubclassOfUnsupported(torch._dynamo.exc.Unsupported):
         pass

@@ -11,7 +11,7 @@ from kubeopt.api.load import parse_resource
 from kubeopt.api.reasons import Reason
 from kubeopt.api.spec import BackendName, Precision
 from kubeopt.worker.backends.base import BuildContext, Built
-from kubeopt.worker.backends.onnxruntime import OnnxRuntimeBackend
+from kubeopt.worker.backends.onnxruntime.backend import OnnxRuntimeBackend
 from kubeopt.worker.backends.registry import BackendRegistry
 from kubeopt.worker.pipeline import RunSettings, run_optimization
 from kubeopt.worker.source import Representation

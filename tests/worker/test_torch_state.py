@@ -11,8 +11,8 @@ from kubeopt.api.load import parse_resource
 from kubeopt.api.spec import BackendName, Precision
 from kubeopt.worker.backends.base import BuildContext, Built
 from kubeopt.worker.backends.registry import BackendRegistry
+from kubeopt.worker.backends.torch_compile.runner import TorchRunner
 from kubeopt.worker.pipeline import RunSettings, run_optimization
-from kubeopt.worker.runners import TorchRunner
 from kubeopt.worker.source import Representation
 from kubeopt.worker.torch_state import TorchSettings, borrowed_torch_settings, snapshot
 from tests.conftest import digits_resource

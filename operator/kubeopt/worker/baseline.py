@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubeopt.api.spec import ModelFormat, OnnxRuntimeOptions
-from kubeopt.worker.backends.onnxruntime import make_session
+from kubeopt.worker.backends.onnxruntime.backend import make_session
+from kubeopt.worker.backends.onnxruntime.runner import OrtRunner
+from kubeopt.worker.backends.torch_compile.runner import TorchRunner
 from kubeopt.worker.errors import BackendUnavailable, ModelCorrupt, first_line
 from kubeopt.worker.frameworks import require
-from kubeopt.worker.runners import OrtRunner, Runner, TorchRunner
+from kubeopt.worker.runners import Runner
 from kubeopt.worker.source import Representation, SourceModel
 
 DESCRIPTIONS = {
@@ -85,7 +87,7 @@ def baseline_runner(source: SourceModel) -> Runner:
         choice = choose_baseline(source.family, source.device, _ort_providers())
         options = OnnxRuntimeOptions(graph_optimization_level="basic", execution_provider=choice.execution_provider)
         return OrtRunner(make_session(source.onnx_path(), options, source.device))
-    from kubeopt.worker.backends.tf_trt import TfRunner
+    from kubeopt.worker.backends.tf_trt.runner import TfRunner
 
     tf = require("tensorflow", "tf-trt")
     if source.spec.format is ModelFormat.KERAS:

@@ -1,4 +1,5 @@
-"""Converters named source-to-target: torch2onnx and tf2onnx.
+"""Converters named source-to-target: torch2onnx and tf2onnx; and the ONNX-to-ONNX steps that more
+than one backend takes (copy_onnx, cast_to_fp16), here so that no backend imports another.
 
 Each writes an ONNX file into the workspace and returns its path. An operator the exporter
 cannot translate becomes UnsupportedOp with the exporter's own words.
@@ -113,3 +114,19 @@ def rename_inputs(model: Any, wanted: dict[str, str]) -> None:
         for index, name in enumerate(node.input):
             if name in renames:
                 node.input[index] = renames[name]
+
+
+def copy_onnx(source: Path, dest: Path) -> Path:
+    """Copy an ONNX model into one self-contained file (external data, if any, inlined)."""
+    onnx = require("onnx", "onnxruntime")
+    onnx.save(onnx.load(str(source)), str(dest), save_as_external_data=False)
+    return dest
+
+
+def cast_to_fp16(model: Path, dest: Path) -> Path:
+    """Weights and compute in fp16, inputs and outputs kept fp32 so callers need not change."""
+    onnx = require("onnx", "onnxruntime")
+    float16 = require("onnxruntime.transformers.float16", "onnxruntime")
+    converted = float16.convert_float_to_float16(onnx.load(str(model)), keep_io_types=True)
+    onnx.save(converted, str(dest))
+    return dest

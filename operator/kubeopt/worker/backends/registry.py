@@ -44,10 +44,10 @@ def check_precision(target: Target, device: str) -> None:
 
 def default_registry() -> BackendRegistry:
     """Every built-in backend. Importing them imports no ML framework."""
-    from kubeopt.worker.backends.onnxruntime import OnnxRuntimeBackend
-    from kubeopt.worker.backends.tensorrt import TensorRTBackend
-    from kubeopt.worker.backends.tf_trt import TfTrtBackend
-    from kubeopt.worker.backends.torch_compile import TorchCompileBackend
+    from kubeopt.worker.backends.onnxruntime.backend import OnnxRuntimeBackend
+    from kubeopt.worker.backends.tensorrt.backend import TensorRTBackend
+    from kubeopt.worker.backends.tf_trt.backend import TfTrtBackend
+    from kubeopt.worker.backends.torch_compile.backend import TorchCompileBackend
 
     registry = BackendRegistry()
     for backend in (OnnxRuntimeBackend(), TorchCompileBackend(), TensorRTBackend(), TfTrtBackend()):

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubeopt.worker.backends.torch_compile.graph_rewrite import NewBuffer, replace_weighted_nodes
 from kubeopt.worker.errors import InvalidSpec
 from kubeopt.worker.frameworks import require
-from kubeopt.worker.graph_rewrite import NewBuffer, replace_weighted_nodes
 
 E4M3_MAX = 448.0  # the largest finite float8_e4m3fn value
 FP8_PREFIX = "kubeopt_fp8_"

@@ -10,10 +10,11 @@ from typing import Any, ClassVar
 from kubeopt.api.spec import BackendName, OnnxRuntimeOptions, Precision
 from kubeopt.worker import calibration
 from kubeopt.worker.backends.base import BuildContext, Built
+from kubeopt.worker.backends.onnxruntime.runner import ORT_LEVELS, OrtRunner, choose_providers
 from kubeopt.worker.calibration_methods import Tool, calibrator
+from kubeopt.worker.convert import cast_to_fp16, copy_onnx
 from kubeopt.worker.errors import BuildFailed, InvalidSpec, UnsupportedOp, first_line
 from kubeopt.worker.frameworks import require
-from kubeopt.worker.runners import ORT_LEVELS, OrtRunner, choose_providers
 from kubeopt.worker.source import Representation
 
 UNSUPPORTED_SIGNS = ("NOT_IMPLEMENTED", "Could not find an implementation", "is not a registered function/op")
@@ -39,22 +40,6 @@ def make_session(model: Path, options: OnnxRuntimeOptions, device: str, backend:
         if any(sign in text for sign in UNSUPPORTED_SIGNS):
             raise UnsupportedOp(f"onnxruntime cannot run this model: {first_line(error)}") from error
         raise BuildFailed(f"onnxruntime session failed: {first_line(error)}") from error
-
-
-def copy_onnx(source: Path, dest: Path) -> Path:
-    """Copy an ONNX model into one self-contained file (external data, if any, inlined)."""
-    onnx = require("onnx", "onnxruntime")
-    onnx.save(onnx.load(str(source)), str(dest), save_as_external_data=False)
-    return dest
-
-
-def cast_to_fp16(model: Path, dest: Path) -> Path:
-    """Weights and compute in fp16, inputs and outputs kept fp32 so callers need not change."""
-    onnx = require("onnx", "onnxruntime")
-    float16 = require("onnxruntime.transformers.float16", "onnxruntime")
-    converted = float16.convert_float_to_float16(onnx.load(str(model)), keep_io_types=True)
-    onnx.save(converted, str(dest))
-    return dest
 
 
 class OnnxRuntimeBackend:

@@ -9,9 +9,9 @@ import pytest
 
 from kubeopt.api.load import parse_resource
 from kubeopt.api.spec import CalibrationMethod, Precision, TensorRTOptions, TensorSpec
-from kubeopt.worker.backends import tensorrt
 from kubeopt.worker.backends.base import BuildContext
-from kubeopt.worker.backends.tensorrt import (
+from kubeopt.worker.backends.tensorrt import backend as tensorrt
+from kubeopt.worker.backends.tensorrt.backend import (
     ProfileShapes,
     TensorRTBackend,
     TimingCache,

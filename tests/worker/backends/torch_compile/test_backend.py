@@ -4,10 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from kubeopt.api.spec import BackendName, TorchCompileOptions
-from kubeopt.worker.backends.registry import BackendRegistry, default_registry
-from kubeopt.worker.backends.torch_compile import compile_kwargs, phase_breakdown, with_rewrite_hint
-from kubeopt.worker.runners import choose_providers
+from kubeopt.api.spec import TorchCompileOptions
+from kubeopt.worker.backends.torch_compile.backend import compile_kwargs, phase_breakdown, with_rewrite_hint
 
 
 def fake_modes(mode: str) -> dict[str, bool]:
@@ -30,33 +28,6 @@ def test_compile_with_options_merges_the_mode_into_them() -> None:
     assert kwargs["options"] == {"max_autotune": True, "triton.cudagraphs": False, "epilogue_fusion": True}
 
 
-def test_every_backend_is_registered_once_by_name() -> None:
-    assert default_registry().names() == sorted(BackendName)
-
-
-def test_registering_a_name_twice_is_refused() -> None:
-    registry = default_registry()
-    duplicate = BackendRegistry()
-    backend = registry.get(BackendName.ONNXRUNTIME)
-    duplicate.register(backend)
-
-    with pytest.raises(ValueError, match="already registered"):
-        duplicate.register(backend)
-
-
-def test_auto_provider_on_cpu_is_cpu_and_on_gpu_prefers_tensorrt_then_cuda() -> None:
-    installed = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-
-    assert choose_providers("auto", installed, "cpu") == ["CPUExecutionProvider"]
-    assert choose_providers("auto", installed, "cuda") == installed
-    assert choose_providers("auto", ["CPUExecutionProvider"], "cuda") == ["CPUExecutionProvider"]
-
-
-def test_requested_provider_that_is_not_installed_names_the_installed_ones() -> None:
-    with pytest.raises(ValueError, match="CUDAExecutionProvider is not installed; installed: CPUExecutionProvider"):
-        choose_providers("CUDAExecutionProvider", ["CPUExecutionProvider"], "cuda")
-
-
 def int8_gpu_context(tmp_path: Path) -> object:
     from kubeopt.api.load import parse_resource
     from kubeopt.worker.backends.base import BuildContext
@@ -74,7 +45,7 @@ def int8_gpu_context(tmp_path: Path) -> object:
 def test_torch_compile_int8_on_a_gpu_needs_an_exported_program(tmp_path: Path) -> None:
     import torch
 
-    from kubeopt.worker.backends.torch_compile import TorchCompileBackend
+    from kubeopt.worker.backends.torch_compile.backend import TorchCompileBackend
     from kubeopt.worker.errors import InvalidSpec
 
     scripted = torch.jit.script(torch.nn.Linear(16, 16))
@@ -86,7 +57,7 @@ def test_torch_compile_int8_on_a_gpu_needs_an_exported_program(tmp_path: Path) -
 def test_torch_compile_int8_on_a_gpu_with_nothing_to_quantize_says_to_use_fp16(tmp_path: Path) -> None:
     import torch
 
-    from kubeopt.worker.backends.torch_compile import TorchCompileBackend
+    from kubeopt.worker.backends.torch_compile.backend import TorchCompileBackend
     from kubeopt.worker.errors import InvalidSpec
 
     odd = torch.nn.Linear(10, 6)  # sizes that are not multiples of 8

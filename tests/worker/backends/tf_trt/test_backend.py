@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from kubeopt.api.spec import Precision, TfTrtOptions
-from kubeopt.worker.backends.tf_trt import (
+from kubeopt.worker.backends.tf_trt.backend import (
     build_batch_sizes,
     check_tensorflow_version,
     conversion_params,

@@ -2,7 +2,7 @@
 
 Tensor cores multiply int8 operands at twice their fp16 rate (Turing and newer; H100: about
 1,979 dense TOPS against 989 TFLOPS). The rewrite works on a torch.export program's aten graph,
-as ``kubeopt.worker.float8`` does, because exported programs have no nn.Linear modules for
+as ``kubeopt.worker.backends.torch_compile.float8`` does, because exported programs have no nn.Linear modules for
 torchao's ``quantize_`` to find. The scheme is torchao's int8 dynamic-activation/int8-weight:
 
 - each weight is quantized once, symmetrically, per output channel: w = w_int8 * scale_w;
@@ -13,7 +13,7 @@ torchao's ``quantize_`` to find. The scheme is torchao's int8 dynamic-activation
 
 A 1x1 convolution with no padding is a matrix product over channels: in channels-last memory
 its input is already an [N*H*W, C] matrix. Larger kernels stay fp16 convolutions (cuDNN,
-with ``kubeopt.worker.fusion``'s fused epilogues). Sizes must be multiples of 8 (the int8
+with ``kubeopt.worker.backends.torch_compile.fusion``'s fused epilogues). Sizes must be multiples of 8 (the int8
 kernels' alignment); products with 16 rows or fewer (a classifier at batch 1) use the
 dequantized weight, since the int8 kernels need more.
 """
@@ -23,10 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kubeopt.worker.backends.torch_compile.fusion import conv_args
+from kubeopt.worker.backends.torch_compile.graph_rewrite import NewBuffer, replace_weighted_nodes
 from kubeopt.worker.errors import InvalidSpec
 from kubeopt.worker.frameworks import require
-from kubeopt.worker.fusion import conv_args
-from kubeopt.worker.graph_rewrite import NewBuffer, replace_weighted_nodes
 
 INT8_MAX = 127.0
 INT8_PREFIX = "kubeopt_int8_"

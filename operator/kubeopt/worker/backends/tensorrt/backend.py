@@ -12,7 +12,7 @@ the artifacts and offered to the next build of the same target; whether TensorRT
 it (``ITimingCache.combine`` is false for a cache of another TensorRT version or device) is
 what the report's ``timingCache`` and the status's ``cacheHit`` say, not that a file existed.
 
-Every TensorRT call here, and the documentation it was checked against (TensorRT 10: the
+Every TensorRT call here and in ``runner.py``, and the documentation it was checked against (TensorRT 10: the
 10.x Python API reference; TensorRT 11: the 11.x Python API reference and the "Migrating
 Python code from TensorRT 10.x to 11.x" guide, which list what 11 removed):
 
@@ -67,18 +67,17 @@ import numpy as np
 from kubeopt.api.spec import (
     BackendName,
     CalibrationMethod,
-    ModelOptimizationSpec,
     Precision,
     TensorRTOptions,
     TensorSpec,
 )
 from kubeopt.worker import calibration
 from kubeopt.worker.backends.base import BuildContext, Built
-from kubeopt.worker.backends.onnxruntime import cast_to_fp16, copy_onnx
+from kubeopt.worker.backends.tensorrt.runner import TensorRTRunner
 from kubeopt.worker.calibration_methods import Tool, calibrator, offers
+from kubeopt.worker.convert import cast_to_fp16, copy_onnx
 from kubeopt.worker.errors import BuildFailed, InvalidSpec, UnsupportedOp
 from kubeopt.worker.frameworks import require
-from kubeopt.worker.runners import Feeds, OnStream, WorkPlace
 from kubeopt.worker.source import Representation
 
 log = logging.getLogger(__name__)
@@ -272,52 +271,3 @@ def _installed(module: str) -> bool:
     except Exception:
         return False
     return True
-
-
-class TensorRTRunner:
-    """Runs a deserialized engine with torch tensors as device buffers (enqueueV3) on its own
-    CUDA stream, which ``work_runs_on`` names so the timer records its events there."""
-
-    def __init__(self, trt: Any, engine_bytes: bytes, spec: ModelOptimizationSpec) -> None:
-        self.torch = require("torch", "tensorrt")
-        self.trt = trt
-        self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(engine_bytes)
-        self.context = self.engine.create_execution_context()
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        self.outputs = [n for n in names if n not in self.inputs]
-        self.stream = self.torch.cuda.Stream()
-
-    def _bind(self, feeds: Feeds) -> list[Any]:
-        torch = self.torch
-        for name in self.inputs:
-            tensor = torch.from_numpy(feeds[name]).cuda().contiguous()
-            self.context.set_input_shape(name, tuple(tensor.shape))
-            self.context.set_tensor_address(name, tensor.data_ptr())
-            setattr(self, f"_keep_{name}", tensor)  # keep the buffer alive while bound
-        outputs = []
-        for name in self.outputs:
-            dtype = torch.from_numpy(np.zeros(0, dtype=self.trt.nptype(self.engine.get_tensor_dtype(name)))).dtype
-            tensor = torch.empty(tuple(self.context.get_tensor_shape(name)), dtype=dtype, device="cuda")
-            self.context.set_tensor_address(name, tensor.data_ptr())
-            outputs.append(tensor)
-        # The buffers were filled on the current stream; the engine's stream waits for them.
-        self.stream.wait_stream(torch.cuda.current_stream())
-        return outputs
-
-    def run(self, feeds: Feeds) -> list[np.ndarray]:
-        outputs = self._bind(feeds)
-        self.context.execute_async_v3(self.stream.cuda_stream)
-        self.stream.synchronize()
-        return [t.float().cpu().numpy() for t in outputs]
-
-    def prepare(self, feeds: Feeds) -> Any:
-        self._bind(feeds)
-        context, handle = self.context, self.stream.cuda_stream
-        return lambda: context.execute_async_v3(handle)
-
-    def synchronize(self) -> None:
-        self.stream.synchronize()
-
-    def work_runs_on(self) -> WorkPlace:
-        return OnStream(self.stream)

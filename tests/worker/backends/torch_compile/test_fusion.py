@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from kubeopt.worker import fusion  # noqa: E402
+from kubeopt.worker.backends.torch_compile import fusion  # noqa: E402
 
 F = torch.nn.functional
 

@@ -3,12 +3,12 @@
 INT8 on CPU is PT2E static quantization with the x86 Inductor quantizer, calibrated on the
 spec's data, then compiled by Inductor with freezing (which folds the quantized weights).
 fp8 (GPUs with compute capability 8.9+) runs every linear layer as a float8 GEMM
-(``kubeopt.worker.float8``) and the rest in bf16.
-On a GPU, int8 (``kubeopt.worker.int8``) runs linear layers and 1x1 convolutions as int8 GEMMs
+(``kubeopt.worker.backends.torch_compile.float8``) and the rest in bf16.
+On a GPU, int8 (``kubeopt.worker.backends.torch_compile.int8``) runs linear layers and 1x1 convolutions as int8 GEMMs
 with per-channel weight scales and per-row activation scales computed at run time (torchao's
 dynamic scheme, so the calibration data is not read), and the rest in fp16.
 
-On a GPU, torch.export models first go through ``kubeopt.worker.fusion``: batch norm folded
+On a GPU, torch.export models first go through ``kubeopt.worker.backends.torch_compile.fusion``: batch norm folded
 into the convolution before it, and conv+bias(+residual)+ReLU run as one cuDNN fused call
 (``convEpilogueFusion``, on by default; ResNet-50 FP16 on an H100 at batch 128 went from 21,927 to
 29,809 img/s in one run, bench/results/h100_resnet50_fused.json).
@@ -29,12 +29,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from kubeopt.api.spec import BackendName, Precision, TorchCompileOptions
-from kubeopt.worker import calibration, float8, fusion, int8
+from kubeopt.worker import calibration
 from kubeopt.worker.backends.base import BuildContext, Built
+from kubeopt.worker.backends.torch_compile import float8, fusion, int8
+from kubeopt.worker.backends.torch_compile.runner import TorchRunner
 from kubeopt.worker.calibration_methods import Tool, calibrator
 from kubeopt.worker.errors import BuildFailed, InvalidSpec, UnsupportedOp, first_line
 from kubeopt.worker.frameworks import require
-from kubeopt.worker.runners import TorchRunner
 from kubeopt.worker.source import Representation
 
 log = logging.getLogger(__name__)

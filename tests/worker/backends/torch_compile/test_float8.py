@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from kubeopt.worker import float8  # noqa: E402
+from kubeopt.worker.backends.torch_compile import float8  # noqa: E402
 from kubeopt.worker.errors import InvalidSpec  # noqa: E402
 from tests.worker.small_models import Encoderish, relative_error  # noqa: E402
 

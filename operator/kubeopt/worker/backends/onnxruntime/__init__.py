@@ -1,0 +1,1 @@
+"""The ONNX Runtime backend: its build (quantize or cast, then a session) and its runner."""
