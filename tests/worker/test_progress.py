@@ -45,7 +45,8 @@ def test_a_target_moves_through_its_steps_and_its_outcome_stays_on_screen() -> N
     steps = []
     for line in ("ort-fp32: build onnxruntime fp32", "ort-fp32: built in 0.4s; validating",
                  "ort-fp32: relative error 2.04e-07, top-1 agreement 1.0000; benchmarking",
-                 "ort-fp32: published 5 files to file:///out/ort-fp32/runs/x (manifest.json, run.json, then current.json)"):
+                 "ort-fp32: published 5 files to file:///out/ort-fp32/runs/x (manifest.json, run.json, "
+                 "then current.json)"):
         live(line)
         steps.append(live.stage)
 
@@ -75,7 +76,8 @@ def test_the_clocks_move_while_a_stage_runs_without_news() -> None:
 
 
 def _spec(tmp_path: Path, digits: dict[str, Path]) -> Path:
-    resource = digits_resource(digits["onnx"], "onnx", tmp_path / "out", [{"name": "ort-fp32", "backend": "onnxruntime"}],
+    resource = digits_resource(digits["onnx"], "onnx", tmp_path / "out",
+                               [{"name": "ort-fp32", "backend": "onnxruntime"}],
                                validation={"uri": str(digits["validation"])})
     path = tmp_path / "optimization.yaml"
     path.write_text(yaml.safe_dump(resource))
@@ -110,7 +112,8 @@ def test_a_local_run_on_a_terminal_shows_stage_target_and_elapsed_in_place(
     frames = [frame for frame in screen.split(CLEAR) if frame]
     assert re.search(r"^\[\d+:\d\d\] ort-fp32 \(1/1\) · build \d+:\d\d", "\n".join(frames), re.M), screen
     assert any(" · benchmark " in frame for frame in frames)
-    assert re.search(r"^\[\d+:\d\d\] (load|baseline) \d+:\d\d · ", "\n".join(frames), re.M), screen  # stages before targets
+    stages = r"^\[\d+:\d\d\] (load|baseline) \d+:\d\d · "  # the stages before the first target
+    assert re.search(stages, "\n".join(frames), re.M), screen
     assert re.search(r"\[\d+:\d\d\] ort-fp32: published \d+ files", screen)
     assert "INFO kubeopt.worker: ort-fp32: build" not in screen  # no plain lines on a terminal
     assert "samples/s" in screen  # the table after the status line was erased

@@ -2,9 +2,10 @@
 
 A ``SleepRunner`` does its "work" by sleeping for a duration chosen per step, so a test decides
 how steady the timing is: the same duration every step (stable), now and then ten times longer
-(a wide tail), or longer from the middle of the run on (drift). The steady durations are tens of
-milliseconds so that a busy test machine's scheduling delays (a few ms) stay well inside the rule. The benchmark times it exactly
-as it times a real runner (``benchmark.time_batch`` with a wall-clock timer).
+(a wide tail), or longer from the middle of the run on (drift). The benchmark times it exactly as
+it times a real runner (``benchmark.time_batch`` with a wall-clock timer). Steady durations in
+the tests are tens of milliseconds, so a busy machine's scheduling delays (a few ms) stay well
+inside the rule.
 """
 
 from __future__ import annotations
