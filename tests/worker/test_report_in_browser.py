@@ -2,7 +2,8 @@
 
 The report is made from real TargetResults: timings measured by the benchmark on sleeping runners
 (one unstable on purpose), accuracy compared and judged by the validate module, one target over
-its budget and one with the longest name a target may have, in wide letters.
+its budget, one with the longest name a target may have (in wide letters), and one whose relative error
+puts thirteen decades on the log axis.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ def page() -> str:
     base, fast, noisy = time_schedule(steady(40.0)), time_schedule(steady(2.0)), time_schedule(spiky(0.5))
     results = [measured("ort-fp32", fast, base),
                measured("compile-int8-mmmmmmmmmmwwwwwww", noisy, base, flip=1, noise=2e-3, precision="int8"),
-               measured("over-budget", fast, base, flip=6, noise=0.3)]
+               measured("over-budget", fast, base, flip=6, noise=0.3),
+               measured("near-exact", fast, base, noise=1e-12)]  # thirteen decades of relative error
     return report.render_html(report_of(results))
 
 
@@ -36,9 +38,9 @@ def test_every_chart_is_drawn_with_a_mark_per_row(page: str, tmp_path: Path) -> 
     charts = _checked(page, tmp_path)
 
     assert list(charts) == CHARTS
-    assert charts[CHARTS[0]]["marks"] >= 3 * 2  # three targets at two batch sizes
-    assert charts[CHARTS[1]]["marks"] >= 4 * 2 * 3  # baseline and three targets, two batches, three marks each
-    assert charts[CHARTS[2]]["marks"] >= 3 + 3 * 2 + 2  # drop bars, error line and dot, two budget lines
+    assert charts[CHARTS[0]]["marks"] >= 4 * 2  # four targets at two batch sizes
+    assert charts[CHARTS[1]]["marks"] >= 5 * 2 * 3  # baseline and four targets, two batches, three marks each
+    assert charts[CHARTS[2]]["marks"] >= 4 + 4 * 2 + 2  # drop bars, error line and dot, two budget lines
     assert all(chart["width"] > 300 and chart["height"] > 100 for chart in charts.values())
 
 

@@ -32,7 +32,7 @@ def noisy() -> dict[int, BatchTiming]:
 
 @pytest.fixture(scope="module")
 def drifted() -> dict[int, BatchTiming]:
-    return time_schedule(drifting(5.0))
+    return time_schedule(drifting(20.0))
 
 
 def test_a_steady_runner_times_as_stable(stable: dict[int, BatchTiming]) -> None:

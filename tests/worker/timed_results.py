@@ -67,8 +67,8 @@ def spiky(ms: float, seed: int = 7) -> Schedule:
 
 
 def drifting(ms: float) -> Schedule:
-    """1.6 times slower from the 15th step on (as when another job starts halfway): narrow tail, moving median."""
-    return lambda batch, index: ms * (1 + batch / 16) * (1.6 if index >= 15 else 1.0) / 1000
+    """1.3 times slower from the 10th step on (as when another job starts meanwhile): narrow tail, moving median."""
+    return lambda batch, index: ms * (1 + batch / 16) * (1.3 if index >= 10 else 1.0) / 1000
 
 
 def time_schedule(schedule: Schedule, settings: Benchmark = SETTINGS) -> dict[int, BatchTiming]:
@@ -85,9 +85,9 @@ def measured(name: str, timings: dict[int, BatchTiming], baseline: dict[int, Bat
     """A target whose outputs differ from the baseline's by ``noise`` and whose top-1 differs on ``flip``
     of 200 samples (labelled), compared and judged by the real validate module."""
     rng = np.random.default_rng(0)
-    base = rng.normal(size=(200, 10)).astype(np.float32)
+    base = rng.normal(size=(200, 10))  # float64, so a noise of 1e-12 is still there to measure
     labels = base.argmax(axis=1)
-    out = base + noise * rng.normal(size=base.shape).astype(np.float32) * np.abs(base).mean()
+    out = base + noise * rng.normal(size=base.shape) * np.abs(base).mean()
     for row in range(flip):
         out[row, (labels[row] + 1) % 10] = out[row].max() + 1.0
     accuracy = validate.compare([base], [out], labels, Task.CLASSIFICATION)

@@ -25,6 +25,7 @@ FONT_PX = 12
 WIDE, NARROW = set("mwMW@%"), set("ijlft.,:;'|!()[] -/")
 WIDE_PX, UPPER_PX, NARROW_PX, CHAR_PX = 12.2, 9.6, 4.8, 8.0
 PLOT_PX = 420
+MAX_TICK_LABELS = 7  # 60 px apart at least: room for "0.0001" or "1e-12"
 ROW_PX = 22
 PAD = 8
 
@@ -151,10 +152,13 @@ def render_chart(label: str, panels: list[Panel], *, shared_axis: bool = False) 
         parts.append(_text(PAD, y + FONT_PX, panel.heading, extra=' font-weight="bold"'))
         y += FONT_PX + 8
         top, bottom = y, y + ROW_PX * len(panel.rows)
-        for tick in scale.ticks():
+        ticks = scale.ticks()
+        every = math.ceil(len(ticks) / MAX_TICK_LABELS)  # many decades: a grid line each, a label every few
+        for index, tick in enumerate(ticks):
             tx = scale(tick)
-            parts.append(f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="{top}" y2="{bottom}" stroke="#e5e7eb"/>'
-                         + _text(tx, bottom + FONT_PX + 2, f"{tick:g}{panel.unit}", "middle", "#4b5563"))
+            parts.append(f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="{top}" y2="{bottom}" stroke="#e5e7eb"/>')
+            if index % every == 0:
+                parts.append(_text(tx, bottom + FONT_PX + 2, f"{tick:g}{panel.unit}", "middle", "#4b5563"))
         if panel.reference is not None:
             rx = scale(panel.reference[0])
             parts.append(f'<line class="mark" x1="{rx:.1f}" x2="{rx:.1f}" y1="{top - 4}" y2="{bottom}" '
