@@ -35,7 +35,7 @@ lock: ## re-resolve requirements/*.txt from pyproject.toml (UPGRADE=1: newest ve
 e2e-tools: debian-tools ## build etcd, kube-apiserver, kube-controller-manager, MinIO, Helm (Go module proxy, cached)
 	bash e2e/build.sh
 
-debian-tools: ## install Prometheus/promtool, buildah, podman and mmdebstrap from Debian (only what is missing)
+debian-tools: ## install Prometheus/promtool, buildah, podman, mmdebstrap and chromium from Debian (only what is missing)
 	bash e2e/install-debian-tools.sh
 
 images: debian-tools ## build the operator and CPU worker images (buildah on a local Debian base, cached by content)

@@ -4,6 +4,7 @@
 #   buildah, podman        (images/build.sh builds the images e2e runs; podman mounts them)
 #   mmdebstrap             (images/base.sh makes the local Debian base image)
 #   uidmap, fuse-overlayfs (container storage helpers buildah and podman expect)
+#   chromium               (headless: the test that lays report.html out in a real browser)
 #
 # Idempotent: installs only the packages whose command is missing. Needs root (or sudo) for
 # apt-get. The prometheus package's systemd unit is not started: there is no init in CI
@@ -15,13 +16,13 @@ log() { printf '[e2e/install-debian-tools.sh] %s\n' "$*" >&2; }
 # command -> package
 declare -A PACKAGE=([/usr/bin/promtool]=prometheus [/usr/bin/buildah]=buildah [/usr/bin/podman]=podman
                     [/usr/bin/mmdebstrap]=mmdebstrap [/usr/bin/newuidmap]=uidmap
-                    [/usr/bin/fuse-overlayfs]=fuse-overlayfs)
+                    [/usr/bin/fuse-overlayfs]=fuse-overlayfs [/usr/bin/chromium]=chromium)
 missing=()
 for command in "${!PACKAGE[@]}"; do
   [ -x "$command" ] || missing+=("${PACKAGE[$command]}")
 done
 if [ "${#missing[@]}" -eq 0 ]; then
-  log "all installed: $(/usr/bin/promtool --version 2>&1 | head -1); $(buildah --version); $(podman --version)"
+  log "all installed: $(/usr/bin/promtool --version 2>&1 | head -1); $(buildah --version); $(podman --version); $(/usr/bin/chromium --version 2>/dev/null)"
   exit 0
 fi
 

@@ -16,6 +16,7 @@ from kubeopt.storage.manifest import verify
 from kubeopt.storage.store import LocalStore
 from kubeopt.storage.uri import parse_uri
 from tests.conftest import current_run, digits_resource, run_kubeopt
+from tests.worker.browser import measure_charts
 
 pytestmark = pytest.mark.slow
 
@@ -103,6 +104,18 @@ def test_reports_name_the_device_and_draw_charts(run: dict[str, Any]) -> None:
     assert report["device"].startswith("CPU:")
     assert "onnxruntime" in report["versions"] and "torch" in report["versions"]
     assert page.count("<svg") == 3
+
+
+def test_the_run_report_lays_out_in_chromium_with_every_chart_drawn_and_no_label_cut_off(
+        run: dict[str, Any], tmp_path: Path) -> None:
+    page = (current_run(run["out"], "_report") / "report.html").read_text()
+
+    charts = measure_charts(page, tmp_path)
+
+    assert [c["label"] for c in charts] == ["speedup over the baseline per batch size", "latency per batch size",
+                                            "accuracy drop against the budget"]
+    for chart in charts:
+        assert chart["marks"] >= 4 and chart["clipped"] == [] and chart["overlapping"] == [], chart
 
 
 def test_termination_message_is_compact_json_naming_the_best_target(run: dict[str, Any]) -> None:

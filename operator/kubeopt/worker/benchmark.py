@@ -7,6 +7,15 @@ work. Events on another stream would time nothing: a runner with its own stream 
 returns at once, and the current stream's events close before its work began. Synchronous
 work (a CPU, ONNX Runtime, TensorFlow) is timed with ``perf_counter`` around the step and the
 runner's ``synchronize``.
+
+A timing also says whether it can be trusted (``BatchTiming.stability``). The rule, with the
+thresholds below: a measurement is *unstable* when its tail is wide (p99 / p50 above
+``MAX_TAIL_RATIO``) or when it drifted while it ran (the timed iterations, in the order they
+ran, are cut into ``SLICES`` consecutive slices; the slices' medians differ by more than
+``MAX_MEDIAN_SPREAD`` of the overall median). The slices repeat the median at no extra cost:
+a machine that got busy halfway, a clock that changed, or a cache that warmed late shows up as
+medians that disagree, which one p50 over all iterations hides. A speedup made from an
+unstable timing (the target's or the baseline's) is marked, not printed bare.
 """
 
 from __future__ import annotations
@@ -24,6 +33,45 @@ from kubeopt.worker.runners import OnStream, Runner
 
 Step = Callable[[], object]
 Timer = Callable[[Step], float]
+
+
+MAX_TAIL_RATIO = 2.0  # p99 / p50 above this: the tail is too wide for one number to stand for it
+MAX_MEDIAN_SPREAD = 0.10  # (max - min) of the slice medians over the overall median
+SLICES = 5  # consecutive slices of the timed iterations whose medians are compared
+MIN_PER_SLICE = 2  # fewer timed iterations than SLICES * this: no slice check (too few to tell)
+
+
+@dataclass(frozen=True)
+class Stability:
+    """Whether a timing can be trusted, with the figures the rule was applied to."""
+
+    tail_ratio: float  # p99 / p50
+    slice_medians_ms: tuple[float, ...]  # empty when there were too few iterations to slice
+    median_spread: float | None  # (max - min) of slice_medians_ms / p50
+    reasons: tuple[str, ...]  # why it is unstable; empty when stable
+
+    @property
+    def stable(self) -> bool:
+        return not self.reasons
+
+
+def stability_of(latencies_ms: tuple[float, ...]) -> Stability:
+    """Apply the rule in this module's docstring to latencies in the order they were measured."""
+    values = np.asarray(latencies_ms, dtype=np.float64)
+    p50 = float(np.percentile(values, 50))
+    p99 = float(np.percentile(values, 99))
+    tail = p99 / p50 if p50 > 0 else float("inf")
+    reasons = []
+    if tail > MAX_TAIL_RATIO:
+        reasons.append(f"p99/p50 {tail:.3g} > {MAX_TAIL_RATIO:g}")
+    medians: tuple[float, ...] = ()
+    spread = None
+    if len(values) >= SLICES * MIN_PER_SLICE:
+        medians = tuple(float(np.median(part)) for part in np.array_split(values, SLICES))
+        spread = (max(medians) - min(medians)) / p50 if p50 > 0 else float("inf")
+        if spread > MAX_MEDIAN_SPREAD:
+            reasons.append(f"medians of {SLICES} slices {spread:.0%} apart > {MAX_MEDIAN_SPREAD:.0%}")
+    return Stability(tail, medians, spread, tuple(reasons))
 
 
 @dataclass(frozen=True)
@@ -46,6 +94,10 @@ class BatchTiming:
     @property
     def p99_ms(self) -> float:
         return self.percentile(99)
+
+    @property
+    def stability(self) -> Stability:
+        return stability_of(self.latencies_ms)
 
     @property
     def throughput(self) -> float:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from kubeopt.api.reasons import EXIT_CODES, Reason
@@ -14,6 +16,7 @@ from kubeopt.worker.backends.registry import default_registry
 from kubeopt.worker.device import resolve_device
 from kubeopt.worker.errors import WorkerError
 from kubeopt.worker.pipeline import RunSettings, run_optimization
+from kubeopt.worker.progress import LiveProgress, plain_progress
 from kubeopt.worker.signals import Interrupted, interruptible
 from kubeopt.worker.table import render_table
 from kubeopt.worker.termination import build_summary, write_termination_message
@@ -28,11 +31,23 @@ def fail_early(reason: Reason, message: str, termination_log: Path) -> int:
     return EXIT_CODES[reason]
 
 
+@contextlib.contextmanager
+def _progress(resource: ModelOptimization, args: argparse.Namespace) -> Iterator[Callable[[str], None]]:
+    """Live progress on a terminal (stage, target, elapsed, redrawn in place), plain log lines otherwise."""
+    if args.quiet:
+        yield lambda _: None
+    elif sys.stderr.isatty():
+        targets = [t.name for t in resource.spec.targets if args.target in (None, t.name)]
+        with LiveProgress(sys.stderr, targets) as live:
+            yield live
+    else:
+        yield plain_progress
+
+
 def run_and_report(resource: ModelOptimization, args: argparse.Namespace, base_dir: Path) -> int:
     """Run the resource; exit 0 when a target succeeded, else the first failure's exit code."""
-    progress = (lambda _: None) if args.quiet else (lambda line: log.info("%s", line))
     try:
-        with interruptible():
+        with interruptible(), _progress(resource, args) as progress:
             device = resolve_device(args.device, resource.spec.resources.gpu)
             settings = RunSettings(device=device, workspace=args.workspace, only_target=args.target,
                                    base_dir=base_dir, progress=progress)

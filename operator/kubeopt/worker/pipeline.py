@@ -428,7 +428,8 @@ def _report(run: _Run, results: list[TargetResult], best: str | None, batch: int
         results, name=run.resource.metadata.name,
         model={"uri": spec.model.uri, "format": spec.model.format.value, "task": spec.model.task.value},
         baseline=DESCRIPTIONS[FAMILY[spec.model.format]], device=describe_device(run.settings.device),
-        versions=library_versions(), batch=batch, objective=spec.selection.objective.value, best=best)
+        versions=library_versions(), batch=batch, objective=spec.selection.objective.value, best=best,
+        budget=spec.validation.budget)
 
 
 def _finish(run: _Run, results: list[TargetResult], failure: WorkerError | None) -> RunOutcome:

@@ -1,7 +1,10 @@
 """Reports: report.json (every figure) and report.html (tables and inline SVG charts).
 
-The HTML needs no network and no JavaScript: charts are drawn as SVG here, so the report
-opens anywhere, including from an object store's console.
+The HTML needs no network and no JavaScript: charts are drawn as SVG (charts.py), so the report
+opens anywhere, including from an object store's console. Numbers keep the precision they are
+measured in (significant digits: a relative error of 2.04e-07 is not 0.00000), and a timing that
+benchmark.py's rule finds unstable is marked in report.json (``stable``, ``unstableReasons``,
+``unstableSpeedups``), in the tables and in the charts, instead of standing as a bare speedup.
 """
 
 from __future__ import annotations
@@ -14,17 +17,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubeopt import __version__
-from kubeopt.worker.benchmark import BatchTiming
+from kubeopt.api.spec import AccuracyBudget
+from kubeopt.worker.benchmark import MAX_MEDIAN_SPREAD, MAX_TAIL_RATIO, SLICES, BatchTiming
+from kubeopt.worker.charts import accuracy_chart, latency_chart, significant, speedup_chart
 from kubeopt.worker.results import TargetResult
 
-COLORS = ["#6b7280", "#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2", "#ca8a04"]
+UNSTABLE_RULE = (f"p99/p50 above {MAX_TAIL_RATIO:g}, or the medians of {SLICES} consecutive slices of the timed "
+                 f"iterations more than {MAX_MEDIAN_SPREAD:.0%} apart")
 
 
 def timing_json(timing: BatchTiming) -> dict[str, Any]:
+    stability = timing.stability
     return {"batchSize": timing.batch_size, "iterations": timing.iterations, "throughput": timing.throughput,
             "p50Ms": timing.p50_ms, "p90Ms": timing.p90_ms, "p99Ms": timing.p99_ms,
             "minMs": min(timing.latencies_ms), "maxMs": max(timing.latencies_ms),
-            "latenciesMs": list(timing.latencies_ms)}
+            "stable": stability.stable, "unstableReasons": list(stability.reasons),
+            "p99OverP50": stability.tail_ratio, "sliceMediansMs": list(stability.slice_medians_ms),
+            "sliceMedianSpread": stability.median_spread, "latenciesMs": list(timing.latencies_ms)}
 
 
 def target_json(result: TargetResult, batch: int) -> dict[str, Any]:
@@ -38,10 +47,14 @@ def target_json(result: TargetResult, batch: int) -> dict[str, Any]:
         "compileSeconds": result.compile_seconds,
         "cacheHit": result.cache_hit,
         "accuracy": asdict(result.accuracy) if result.accuracy else None,
+        "top1Drop": result.accuracy.top1_drop if result.accuracy else None,
         "withinBudget": result.verdict.within_budget if result.verdict else None,
         "budgetViolations": list(result.verdict.reasons) if result.verdict else [],
         "speedup": result.speedup(batch),
         "speedupByBatch": {str(b): result.speedup(b) for b in result.timings},
+        "speedupStable": not result.speedup_doubts(batch),
+        "unstableSpeedups": {str(b): list(result.speedup_doubts(b)) for b in result.timings
+                             if result.speedup_doubts(b)},
         "timings": [timing_json(t) for t in result.timings.values()],
         "baselineTimings": [timing_json(t) for t in result.baseline_timings.values()],
         "calibration": result.calibration,
@@ -55,7 +68,7 @@ def target_json(result: TargetResult, batch: int) -> dict[str, Any]:
 
 def build_report(results: list[TargetResult], *, name: str, model: dict[str, Any], baseline: str,
                  device: str, versions: dict[str, str], batch: int, objective: str,
-                 best: str | None) -> dict[str, Any]:
+                 best: str | None, budget: AccuracyBudget) -> dict[str, Any]:
     return {
         "kubeopt": __version__,
         "createdAt": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -66,6 +79,8 @@ def build_report(results: list[TargetResult], *, name: str, model: dict[str, Any
         "model": model,
         "baseline": baseline,
         "selection": {"objective": objective, "batchSize": batch, "best": best},
+        "budget": {"maxTop1Drop": budget.max_top1_drop, "maxRelativeError": budget.max_relative_error},
+        "unstableTimingRule": UNSTABLE_RULE,
         "targets": [target_json(r, batch) for r in results],
     }
 
@@ -74,142 +89,81 @@ def render_json(report: dict[str, Any]) -> str:
     return json.dumps(report, indent=2, default=str)
 
 
-def _fmt(value: Any, digits: int = 1) -> str:
-    if value is None:
+def _cell(value: float | None, digits: int = 3, suffix: str = "") -> str:
+    return "-" if value is None else significant(value, digits) + suffix
+
+
+def _fraction(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _speedup_cell(speedup: float | None, doubts: list[str]) -> str:
+    if speedup is None:
         return "-"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}"
-    return html.escape(str(value))
+    if not doubts:
+        return f"{significant(speedup)}x"
+    return (f'<span class="unstable" title="{html.escape("; ".join(doubts))}">{significant(speedup)}x '
+            "! unstable</span>")
 
 
-def _throughput_chart(report: dict[str, Any]) -> str:
-    """Grouped bars: baseline and each target's samples/s per batch size."""
-    targets = [t for t in report["targets"] if t["timings"]]
-    if not targets:
-        return "<p>No timings.</p>"
-    batches = sorted({t["batchSize"] for tt in targets for t in tt["timings"]})
-    series = [("baseline", {t["batchSize"]: t["throughput"] for t in targets[0]["baselineTimings"]})]
-    series += [(t["name"], {x["batchSize"]: x["throughput"] for x in t["timings"]}) for t in targets]
-    peak = max(v for _, values in series for v in values.values()) or 1.0
-    width, height, left, bottom = 720, 280, 70, 40
-    group = (width - left - 10) / len(batches)
-    bar = group * 0.8 / len(series)
-    parts = [f'<svg viewBox="0 0 {width} {height + 20 * len(series)}" width="{width}" role="img" '
-             'aria-label="throughput per batch size">',
-             '<text x="4" y="12" font-size="11">samples/s</text>']
-    for tick in range(5):
-        value = peak * tick / 4
-        y = height - bottom - (height - bottom - 24) * tick / 4
-        parts.append(f'<line x1="{left}" x2="{width}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>'
-                     f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{value:,.0f}</text>')
-    for gi, batch in enumerate(batches):
-        x0 = left + gi * group + group * 0.1
-        for si, (label, values) in enumerate(series):
-            value = values.get(batch, 0.0)
-            h = (height - bottom - 24) * value / peak
-            parts.append(f'<rect x="{x0 + si * bar:.1f}" y="{height - bottom - h:.1f}" width="{bar * 0.9:.1f}" '
-                         f'height="{h:.1f}" fill="{COLORS[si % len(COLORS)]}"><title>{html.escape(label)} '
-                         f'batch {batch}: {value:,.1f}/s</title></rect>')
-        parts.append(f'<text x="{x0 + group * 0.4:.1f}" y="{height - bottom + 16}" font-size="12" '
-                     f'text-anchor="middle">batch {batch}</text>')
-    for si, (label, _) in enumerate(series):
-        y = height + 4 + 20 * si
-        parts.append(f'<rect x="{left}" y="{y}" width="12" height="12" fill="{COLORS[si % len(COLORS)]}"/>'
-                     f'<text x="{left + 18}" y="{y + 11}" font-size="12">{html.escape(label)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _latency_chart(report: dict[str, Any]) -> str:
-    """Box-and-whisker rows (min, p50, p90, p99, max) at the selection batch size."""
-    batch = report["selection"]["batchSize"]
-    rows: list[tuple[str, dict[str, Any]]] = []
-    for target in report["targets"]:
-        if not rows:
-            rows += [("baseline", t) for t in target["baselineTimings"] if t["batchSize"] == batch]
-        rows += [(target["name"], t) for t in target["timings"] if t["batchSize"] == batch]
-    if not rows:
-        return "<p>No timings at the selection batch size.</p>"
-    peak = max(t["maxMs"] for _, t in rows) or 1.0
-    width, left, row_h = 720, 150, 28
-
-    def x(ms: float) -> float:
-        return left + (width - left - 20) * ms / peak
-
-    parts = [f'<svg viewBox="0 0 {width} {row_h * len(rows) + 30}" width="{width}" role="img" '
-             f'aria-label="latency distribution at batch {batch}">']
-    for i, (label, t) in enumerate(rows):
-        y = 10 + i * row_h
-        color = COLORS[i % len(COLORS)]
-        parts.append(
-            f'<text x="{left - 8}" y="{y + 14}" font-size="12" text-anchor="end">{html.escape(label)}</text>'
-            f'<line x1="{x(t["minMs"]):.1f}" x2="{x(t["maxMs"]):.1f}" y1="{y + 10}" y2="{y + 10}" stroke="{color}"/>'
-            f'<rect x="{x(t["p50Ms"]):.1f}" y="{y + 2}" width="{max(x(t["p99Ms"]) - x(t["p50Ms"]), 1):.1f}" '
-            f'height="16" fill="{color}" opacity="0.5"><title>p50 {t["p50Ms"]:.3f} ms, p90 {t["p90Ms"]:.3f}, '
-            f'p99 {t["p99Ms"]:.3f}</title></rect>'
-            f'<line x1="{x(t["p50Ms"]):.1f}" x2="{x(t["p50Ms"]):.1f}" y1="{y}" y2="{y + 20}" stroke="#111" '
-            'stroke-width="2"/>')
-    axis_y = 10 + len(rows) * row_h
-    parts.append(f'<text x="{left}" y="{axis_y + 12}" font-size="11">0 ms</text>'
-                 f'<text x="{width - 20}" y="{axis_y + 12}" font-size="11" text-anchor="end">{peak:.2f} ms</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _accuracy_chart(report: dict[str, Any]) -> str:
-    """Bars of top-1 agreement (and accuracy with labels) per target."""
-    rows = [(t["name"], t["accuracy"]) for t in report["targets"] if t["accuracy"]]
-    rows = [(n, a) for n, a in rows if a.get("top1_agreement") is not None]
-    if not rows:
-        return "<p>No classification metrics (model.task is generic); see relative errors in the table.</p>"
-    base = next((a["baseline_accuracy"] for _, a in rows if a.get("baseline_accuracy") is not None), None)
-    if base is not None:  # the FP32 baseline's own accuracy, for reference, as the first bar
-        rows.insert(0, ("baseline", {"top1_agreement": None, "accuracy": base}))
-    width, left, row_h = 760, 230, 24
-    parts = [f'<svg viewBox="0 0 {width} {row_h * len(rows) * 2 + 20}" width="{width}" role="img" '
-             'aria-label="accuracy">']
-    y = 6
-    for name, accuracy in rows:
-        for label, value, color in (("agreement", accuracy["top1_agreement"], COLORS[1]),
-                                    ("accuracy", accuracy.get("accuracy"), COLORS[2])):
-            if value is None:
-                continue
-            w = (width - left - 70) * value
-            parts.append(f'<text x="{left - 8}" y="{y + 14}" font-size="12" text-anchor="end">'
-                         f'{html.escape(name)} {label}</text><rect x="{left}" y="{y + 2}" width="{w:.1f}" '
-                         f'height="16" fill="{color}"/><text x="{left + w + 6:.1f}" y="{y + 14}" '
-                         f'font-size="12">{value * 100:.2f}%</text>')
-            y += row_h
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def render_html(report: dict[str, Any]) -> str:
+def _summary_rows(report: dict[str, Any]) -> str:
+    """One row per target at the selection batch size."""
     batch = report["selection"]["batchSize"]
     rows = []
     for t in report["targets"]:
         at = {x["batchSize"]: x for x in t["timings"]}.get(batch, {})
         acc = t["accuracy"] or {}
-        rows.append(
-            "<tr>" + "".join(f"<td>{c}</td>" for c in (
-                html.escape(t["name"]), t["backend"], t["precision"], t["status"] + (
-                    "" if t["reason"] == "Succeeded" else f" ({html.escape(t['reason'])})"),
-                _fmt(at.get("throughput")), _fmt(at.get("p50Ms"), 3), _fmt(at.get("p99Ms"), 3),
-                _fmt(t["speedup"], 2) + ("x" if t["speedup"] else ""), _fmt(acc.get("relative_error"), 5),
-                _fmt(acc.get("top1_agreement"), 4), _fmt(acc.get("accuracy"), 4), _fmt(t["compileSeconds"], 1),
-                html.escape(t["artifact"]["uri"]) if t["artifact"] else "-")) + "</tr>")
+        status = t["status"] + ("" if t["reason"] == "Succeeded" else f" ({html.escape(t['reason'])})")
+        cells = (html.escape(t["name"]), t["backend"], t["precision"], status, _cell(at.get("throughput")),
+                 _cell(at.get("p50Ms")), _cell(at.get("p99Ms")),
+                 _speedup_cell(t["speedup"], t["unstableSpeedups"].get(str(batch), [])),
+                 _cell(acc.get("relative_error")), _fraction(acc.get("top1_agreement")),
+                 _fraction(acc.get("accuracy")), _cell(t["compileSeconds"]),
+                 html.escape(t["artifact"]["uri"]) if t["artifact"] else "-")
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
         if t["message"]:
             rows.append(f'<tr><td></td><td colspan="12" class="msg">{html.escape(t["message"])}</td></tr>')
+    return "".join(rows)
+
+
+def _timing_rows(report: dict[str, Any]) -> str:
+    """One row per target (and the baseline) and batch size, with the figures the stability rule reads."""
+    series: list[tuple[str, list[dict[str, Any]], dict[str, Any]]] = []
+    with_baseline = next((t for t in report["targets"] if t["baselineTimings"]), None)
+    if with_baseline is not None:
+        series.append(("baseline", with_baseline["baselineTimings"], {}))
+    series += [(t["name"], t["timings"], t) for t in report["targets"] if t["timings"]]
+    rows = []
+    for name, timings, target in series:
+        for x in timings:
+            key = str(x["batchSize"])
+            speedup = _speedup_cell(target["speedupByBatch"].get(key), target["unstableSpeedups"].get(key, [])) \
+                if target else "1x"
+            reasons = html.escape("; ".join(x["unstableReasons"]))
+            stable = "yes" if x["stable"] else f'<span class="unstable">no: {reasons}</span>'
+            spread = x["sliceMedianSpread"]
+            cells = (html.escape(name), key, _cell(x["throughput"]), _cell(x["p50Ms"]), _cell(x["p99Ms"]),
+                     _cell(x["p99OverP50"]), "-" if spread is None else f"{spread:.1%}", speedup, stable)
+            rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return "".join(rows)
+
+
+def render_html(report: dict[str, Any]) -> str:
+    batch = report["selection"]["batchSize"]
     calibration = [t for t in report["targets"] if t["calibration"]]
     calib_html = "".join(
         f"<li><b>{html.escape(t['name'])}</b>: <code>{html.escape(json.dumps(t['calibration']))}</code></li>"
         for t in calibration) or "<li>No int8 targets.</li>"
     versions = ", ".join(f"{k} {v}" for k, v in report["versions"].items())
+    unstable = any(t["unstableSpeedups"] for t in report["targets"])
+    note = (f'<p class="unstable">! unstable timing: {html.escape(report["unstableTimingRule"])}. Do not trust '
+            "that speedup; re-run on an idle machine or raise benchmark.iterations.</p>") if unstable else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>kubeopt report: {html.escape(report['name'])}</title>
 <style>body{{font:14px system-ui,sans-serif;margin:2em;color:#111}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #d1d5db;padding:4px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}
-.msg{{text-align:left;color:#b91c1c}}h2{{margin-top:1.6em}}</style></head><body>
+.msg{{text-align:left;color:#b91c1c}}.unstable{{color:#b45309;font-weight:bold}}h2{{margin-top:1.6em}}
+svg.chart{{display:block;max-width:none}}</style></head><body>
 <h1>kubeopt report: {html.escape(report['name'])}</h1>
 <p>Device: <b>{html.escape(report['device'])}</b>. Versions: {html.escape(versions)}.<br>
 Baseline: {html.escape(report['baseline'])}, measured in the same process on the same device.
@@ -217,11 +171,19 @@ Selection: {report['selection']['objective']} at batch {batch}; best:
 <b>{html.escape(str(report['selection']['best'] or 'none within the accuracy budget'))}</b>.</p>
 <table><tr><th>target</th><th>backend</th><th>precision</th><th>status</th><th>samples/s</th><th>p50 ms</th>
 <th>p99 ms</th><th>speedup</th><th>rel. error</th><th>top-1 agree</th><th>accuracy</th><th>compile s</th>
-<th>artifact</th></tr>{''.join(rows)}</table>
-<h2>Throughput per batch size (baseline vs targets)</h2>{_throughput_chart(report)}
-<h2>Latency distribution at batch {batch}</h2>
-<p>Line: min to max; box: p50 to p99; bar: p50.</p>{_latency_chart(report)}
-<h2>Accuracy against the FP32 baseline</h2>{_accuracy_chart(report)}
+<th>artifact</th></tr>{_summary_rows(report)}</table>{note}
+<h2>Speedup over the baseline per batch size</h2>
+<p>Bars start at 1x (the baseline); right of it is faster. Dashed: an unstable timing.</p>
+{speedup_chart(report)}
+<h2>Latency per batch size</h2>
+<p>Log axis, one panel per batch size. Line: min to max; box: p50 to p99; tick: p50. ! marks an unstable
+timing.</p>{latency_chart(report)}
+<h2>Accuracy: the drop against the budget</h2>
+<p>Green: within the budget (dashed line); red: over it.</p>{accuracy_chart(report)}
+<h2>Timings per batch size</h2>
+<table><tr><th>measured</th><th>batch</th><th>samples/s</th><th>p50 ms</th><th>p99 ms</th><th>p99/p50</th>
+<th>slice medians apart</th><th>speedup</th><th>stable</th></tr>{_timing_rows(report)}</table>
+<p>Stable unless {html.escape(report['unstableTimingRule'])}.</p>
 <h2>Calibration provenance</h2><ul>{calib_html}</ul>
 </body></html>
 """

@@ -43,3 +43,11 @@ class TargetResult:
         if batch not in self.timings or batch not in self.baseline_timings:
             return None
         return self.timings[batch].throughput / self.baseline_timings[batch].throughput
+
+    def speedup_doubts(self, batch: int) -> tuple[str, ...]:
+        """Why the speedup at ``batch`` cannot be trusted (benchmark.py's rule on the target's and
+        the baseline's timing); empty when both timings are stable or there is no speedup."""
+        if self.speedup(batch) is None:
+            return ()
+        return (tuple(f"target {r}" for r in self.timings[batch].stability.reasons)
+                + tuple(f"baseline {r}" for r in self.baseline_timings[batch].stability.reasons))
