@@ -1,6 +1,7 @@
 """Unstable timings are flagged: in the timing itself, report.json, the terminal table and report.html.
 
-The timings are real: benchmark.time_runner times a runner that sleeps, steadily or not.
+The rule is checked on exact timings made from a schedule; one test shows it on timings the
+benchmark measured from a runner that really sleeps.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pytest
 from kubeopt.worker import report
 from kubeopt.worker.benchmark import BatchTiming
 from kubeopt.worker.table import UNSTABLE_MARK, render_table
-from tests.worker.timed_results import drifting, measured, report_of, spiky, steady, time_schedule
+from tests.worker.timed_results import drifting, measured, report_of, spiky, steady, time_for_real, time_schedule
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +54,12 @@ def test_a_runner_that_slows_down_halfway_is_unstable_by_its_slice_medians(drift
     for timing in drifted.values():
         assert timing.stability.tail_ratio < 2  # the tail alone would not have caught it
         assert [r for r in timing.stability.reasons if "slices" in r], timing.stability
+
+
+def test_a_measured_runner_that_sometimes_sleeps_ten_times_longer_is_flagged_by_its_tail() -> None:
+    for timing in time_for_real(spiky(3.0)).values():
+        assert not timing.stability.stable
+        assert any(reason.startswith("p99/p50") for reason in timing.stability.reasons)
 
 
 def test_too_few_iterations_to_slice_skip_the_median_check_but_keep_the_tail_check() -> None:
