@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (test_operator's fixtures, imported below, are parameters here by their names)
 """GitOps tools read a ModelOptimization as the operator means it: kstatus and Argo CD agree with us.
 
 kstatus (``sigs.k8s.io/cli-utils/pkg/kstatus``) is what kpt, Config Sync and Flux's health checks
@@ -16,8 +17,8 @@ drives a real resource through, the three must say the same thing:
 | suspended | Ready=False, Reconciling=False (Suspended) | InProgress (our message) | Suspended |
 
 kstatus has no "suspended": cli-utils v0.37.2 reads Ready=False on a custom resource as
-InProgress, with our condition's message, so a tool that waits on kstatus waits for a suspended
-resource until it is resumed, as Argo CD's sync waits on a Suspended one.
+InProgress, with our condition's message (which names the suspension), so a tool that waits on
+kstatus keeps waiting for a suspended resource until it is resumed; Argo CD shows it Suspended.
 
 The GitOps examples in examples/gitops/ are then checked by server-side dry-run against the real
 Argo CD and Flux CRDs, which e2e/kstatus/build.sh took from those projects' Go modules.
@@ -34,7 +35,7 @@ from typing import Any
 import pytest
 import yaml
 from kubeopt_e2e import S3Server
-from kubeopt_e2e.clients import Kubectl
+from kubeopt_e2e.clients import Helm, Kubectl
 from kubeopt_e2e.kubelet import FakeKubelet
 from kubeopt_e2e.operator import OperatorProcess
 from test_operator import (  # noqa: F401  (the fixtures are used by name)
@@ -229,3 +230,125 @@ def test_a_finished_resource_is_current_and_a_spec_change_in_progress_until_the_
 
     assert condition(again, "Ready")["observedGeneration"] == 2
     assert kstatus(gitops_tools, again) == [("Current", "Resource is Ready")]
+
+
+# -- the GitOps examples, dry-run against Argo CD's and Flux's own CRDs ------------------------
+
+EXAMPLES = ["argocd-application.yaml", "flux-helmrelease.yaml", "flux-kustomization.yaml"]
+#: (example, document index, path to a mapping, a key that is misspelt there, its right value):
+#: each must be refused by the API server, naming the field.
+TYPOS = [
+    ("argocd-application.yaml", 0, ("spec", "syncPolicy", "automated"), "prun", True),
+    ("flux-helmrelease.yaml", 0, ("spec", "ref"), "branchh", "main"),
+    ("flux-helmrelease.yaml", 1, ("spec", "install"), "crd", "CreateReplace"),
+    ("flux-kustomization.yaml", 0, ("spec",), "prunee", True),
+]
+
+
+def established(kubectl: Kubectl, name: str, timeout: float = 60.0) -> bool:
+    def ready() -> bool:
+        waited = kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=5s", check=False)
+        return waited.returncode == 0
+    return eventually(f"CRD {name} Established", ready, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def gitops_crds(kubectl: Kubectl, gitops_tools: Path) -> list[str]:
+    """Argo CD's and Flux's CRDs installed (server-side: Argo CD's Application CRD is larger than a
+    last-applied annotation may be), and the namespaces the examples name."""
+    names = []
+    for path in sorted((gitops_tools / "crds").glob("*.yaml")):
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+        names.append(yaml.safe_load(path.read_text())["metadata"]["name"])
+    for name in names:
+        established(kubectl, name)
+    for namespace in ("argocd", "flux-system"):
+        kubectl("create", "namespace", namespace, check=False)
+    return names
+
+
+def dry_run(kubectl: Kubectl, manifest: str) -> subprocess.CompletedProcess[str]:
+    return kubectl("apply", "--server-side", "--dry-run=server", "-f", "-", input=manifest, check=False)
+
+
+def test_argo_cd_and_flux_crds_come_from_their_projects_modules(gitops_crds: list[str]) -> None:
+    assert set(gitops_crds) == {"applications.argoproj.io", "appprojects.argoproj.io",
+                                "gitrepositories.source.toolkit.fluxcd.io", "helmrepositories.source.toolkit.fluxcd.io",
+                                "helmreleases.helm.toolkit.fluxcd.io", "kustomizations.kustomize.toolkit.fluxcd.io"}
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_each_gitops_example_passes_a_server_side_dry_run_against_the_real_crds(
+        kubectl: Kubectl, gitops_crds: list[str], example: str) -> None:
+    text = (GITOPS / example).read_text()
+
+    ran = dry_run(kubectl, text)
+
+    assert ran.returncode == 0, ran.stderr
+    documents = [d for d in yaml.safe_load_all(text) if d]
+    assert ran.stdout.count("serverside-applied (server dry run)") == len(documents), ran.stdout
+
+
+@pytest.mark.parametrize(("example", "index", "path", "typo", "value"), TYPOS,
+                         ids=[f"{t[0]}:{'.'.join(t[2])}.{t[3]}" for t in TYPOS])
+def test_a_misspelt_field_in_an_example_is_refused_by_the_api_server(
+        kubectl: Kubectl, gitops_crds: list[str], example: str, index: int, path: tuple[str, ...], typo: str,
+        value: Any) -> None:
+    documents = [d for d in yaml.safe_load_all((GITOPS / example).read_text()) if d]
+    node = documents[index]
+    for key in path:
+        node = node[key]
+    node[typo] = value
+
+    ran = dry_run(kubectl, yaml.safe_dump(documents[index]))
+
+    assert ran.returncode != 0, ran.stdout
+    assert f".{'.'.join(path)}.{typo}: field not declared in schema" in ran.stderr, ran.stderr
+
+
+def test_a_wrong_crd_upgrade_policy_in_the_helmrelease_is_refused_with_the_allowed_values(
+        kubectl: Kubectl, gitops_crds: list[str]) -> None:
+    release = [d for d in yaml.safe_load_all((GITOPS / "flux-helmrelease.yaml").read_text()) if d][1]
+    release["spec"]["upgrade"]["crds"] = "Replace"
+
+    ran = dry_run(kubectl, yaml.safe_dump(release))
+
+    assert ran.returncode != 0, ran.stdout
+    assert 'spec.upgrade.crds: Unsupported value: "Replace"' in ran.stderr, ran.stderr
+    assert '"CreateReplace"' in ran.stderr
+
+
+def test_the_examples_install_the_chart_with_crds_create_replace_from_paths_in_this_repository() -> None:
+    argo = [d for d in yaml.safe_load_all((GITOPS / "argocd-application.yaml").read_text()) if d]
+    flux = [d for d in yaml.safe_load_all((GITOPS / "flux-helmrelease.yaml").read_text()) if d]
+    kustomization = yaml.safe_load((GITOPS / "flux-kustomization.yaml").read_text())
+    release = flux[1]["spec"]
+
+    assert (release["install"]["crds"], release["upgrade"]["crds"]) == ("CreateReplace", "CreateReplace")
+    assert "ServerSideApply=true" in argo[0]["spec"]["syncPolicy"]["syncOptions"]
+    paths = [a["spec"]["source"]["path"] for a in argo] + [release["chart"]["spec"]["chart"],
+                                                          kustomization["spec"]["path"]]
+    assert all((ROOT / p).is_dir() for p in paths), paths
+    assert (ROOT / release["chart"]["spec"]["chart"]).resolve() == CHART.resolve()
+
+
+@pytest.mark.parametrize("example", ["argocd-application.yaml", "flux-helmrelease.yaml"])
+def test_the_chart_values_an_example_sets_pass_the_charts_values_schema(
+        helm_offline: Helm, example: str, tmp_path: Path) -> None:
+    documents = [d for d in yaml.safe_load_all((GITOPS / example).read_text()) if d]
+    values = [d["spec"]["source"]["helm"]["valuesObject"] if d["kind"] == "Application" else d["spec"]["values"]
+              for d in documents if d["kind"] in ("Application", "HelmRelease") and
+              (d["kind"] == "HelmRelease" or "helm" in d["spec"]["source"])]
+    assert values
+    (tmp_path / "values.yaml").write_text(yaml.safe_dump(values[0]))
+
+    helm_offline("template", "kubeopt", str(CHART), "--namespace", "kubeopt", "-f", str(tmp_path / "values.yaml"))
+
+
+def test_the_models_an_example_syncs_are_admitted_by_the_kubeopt_crd_and_policies(
+        kubectl: Kubectl, operator: OperatorProcess) -> None:
+    kubectl("apply", "--server-side", "-f", str(GITOPS / "models" / "namespace.yaml"))
+
+    ran = dry_run(kubectl, (GITOPS / "models" / "digits.yaml").read_text())
+
+    assert ran.returncode == 0, ran.stderr
