@@ -332,17 +332,25 @@ def test_the_examples_install_the_chart_with_crds_create_replace_from_paths_in_t
     assert (ROOT / release["chart"]["spec"]["chart"]).resolve() == CHART.resolve()
 
 
+def chart_values(document: dict[str, Any]) -> dict[str, Any] | None:
+    """The chart values an Argo CD Application or a Flux HelmRelease sets, if it installs a chart."""
+    if document["kind"] == "HelmRelease":
+        return dict(document["spec"]["values"])
+    helm = document["spec"].get("source", {}).get("helm") if document["kind"] == "Application" else None
+    return dict(helm["valuesObject"]) if helm else None
+
+
 @pytest.mark.parametrize("example", ["argocd-application.yaml", "flux-helmrelease.yaml"])
 def test_the_chart_values_an_example_sets_pass_the_charts_values_schema(
         helm_offline: Helm, example: str, tmp_path: Path) -> None:
     documents = [d for d in yaml.safe_load_all((GITOPS / example).read_text()) if d]
-    values = [d["spec"]["source"]["helm"]["valuesObject"] if d["kind"] == "Application" else d["spec"]["values"]
-              for d in documents if d["kind"] in ("Application", "HelmRelease") and
-              (d["kind"] == "HelmRelease" or "helm" in d["spec"]["source"])]
-    assert values
-    (tmp_path / "values.yaml").write_text(yaml.safe_dump(values[0]))
+    (values,) = [v for v in map(chart_values, documents) if v is not None]
+    (tmp_path / "values.yaml").write_text(yaml.safe_dump(values))
 
-    helm_offline("template", "kubeopt", str(CHART), "--namespace", "kubeopt", "-f", str(tmp_path / "values.yaml"))
+    rendered = helm_offline("template", "kubeopt", str(CHART), "--namespace", "kubeopt",
+                            "-f", str(tmp_path / "values.yaml"))
+
+    assert "kind: Deployment" in rendered.stdout
 
 
 def test_the_models_an_example_syncs_are_admitted_by_the_kubeopt_crd_and_policies(
