@@ -140,6 +140,19 @@ def spec_schema() -> dict[str, Any]:
     return schema
 
 
+def _status_schema() -> dict[str, Any]:
+    """The schema of ``status``, defaulted to ``{observedGeneration: 0}``.
+
+    Until the operator first writes a status, a resource has none, and kstatus (kpt, Config Sync,
+    Flux's health checks) then calls it Current: applied and done. The API server applies schema
+    defaults when it reads an object, so a resource the operator has not seen yet reads as
+    generation 1 observed at 0, which kstatus and Argo CD's health.lua call InProgress/Progressing.
+    Nothing in the spec changes, so the Jobs' work hashes do not either."""
+    schema = _schema_of(ModelOptimizationStatus)
+    schema["default"] = {"observedGeneration": 0}
+    return schema
+
+
 def build_crd() -> dict[str, Any]:
     """Return the CustomResourceDefinition as a dict."""
     return {
@@ -174,7 +187,7 @@ def build_crd() -> dict[str, Any]:
                                 "kind": {"type": "string", "description": "Kind."},
                                 "metadata": {"type": "object"},
                                 "spec": spec_schema(),
-                                "status": _schema_of(ModelOptimizationStatus),
+                                "status": _status_schema(),
                             },
                         }
                     },
