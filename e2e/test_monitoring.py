@@ -8,9 +8,11 @@ and the dashboard's namespace filter would name the operator's namespace.
 Nothing of the scrape configuration is written here: the Prometheus Operator's own config
 generator (e2e/promop-config, its Go module) turns a Prometheus resource and the chart's rendered
 ServiceMonitor into ``prometheus.yml`` (EndpointSlice discovery, the operator's relabelling), and
-Debian's Prometheus runs it with the chart's alert rules. Prometheus discovers the operator
-through the e2e API server as a ServiceAccount with the Role a Prometheus needs: the chart's
-metrics Service, and an EndpointSlice for it naming the operator process on this host (no
+Debian's Prometheus runs it with the chart's alert rules. Debian builds Prometheus without
+Kubernetes discovery, so Prometheus's own discovery code runs beside it (``promop-config
+discover``) and hands it the discovered targets, meta labels and all, through file_sd. Discovery
+goes through the e2e API server as a ServiceAccount with the Role a Prometheus needs, and finds the
+chart's metrics Service and an EndpointSlice for it naming the operator process on this host (no
 kubelet or EndpointSlice controller runs in e2e). A second ServiceMonitor, the chart's with
 ``honorLabels: false``, is the control: it shows what these tests would catch.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import re
 import subprocess
 import time
 import uuid
@@ -30,7 +33,14 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 from kubeopt_e2e.clients import Helm, Kubectl
-from kubeopt_e2e.monitoring import config_generator, generate_config, host_address, in_cluster_connection
+from kubeopt_e2e.monitoring import (
+    config_generator,
+    generate_config,
+    host_address,
+    in_cluster_connection,
+    kubernetes_discovery,
+    with_file_sd,
+)
 from kubeopt_e2e.operator import OperatorProcess, chart_documents, running_operator, service_account_kubeconfig
 from kubeopt_e2e.prometheus import PrometheusServer, prometheus_binary
 
@@ -154,9 +164,9 @@ def generated(generator: Path, kubectl: Kubectl, chart_objects: dict[str, dict[s
 
 
 @pytest.fixture(scope="module")
-def prometheus(generated: dict[str, Any], kubectl: Kubectl, discoverable_operator: str,
+def prometheus(generator: Path, generated: dict[str, Any], kubectl: Kubectl, discoverable_operator: str,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
-    """Prometheus running the generated configuration, as ServiceAccount prometheus-e2e."""
+    """Prometheus running the generated configuration, its Kubernetes discovery as ServiceAccount prometheus-e2e."""
     work = tmp_path_factory.mktemp("mon-prometheus")
     # What kube-prometheus grants its Prometheus in each namespace it monitors.
     rbac = [
@@ -181,7 +191,8 @@ def prometheus(generated: dict[str, Any], kubectl: Kubectl, discoverable_operato
     ca = work / "ca.crt"
     ca.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
     config = in_cluster_connection(generated, cluster["server"], ca, token)
-    with PrometheusServer(work, scrape={}, rule_files=[RULES], config=config) as server:
+    with (kubernetes_discovery(generator, config, work / "discovery") as files,
+          PrometheusServer(work, scrape={}, rule_files=[RULES], config=with_file_sd(config, files)) as server):
         yield server
 
 
@@ -236,6 +247,8 @@ def test_the_service_monitor_keeps_the_resources_namespace_on_every_series(
     assert not [s for s in series if "exported_namespace" in s["metric"]]
     assert {(s["metric"]["service"], s["metric"]["endpoint"]) for s in series} == {(CHART_JOB, "metrics")}
     assert {s["metric"]["instance"] for s in series} == {f"{discoverable_operator}:{operator.metrics_port}"}
+    (target,) = [t for t in prometheus.targets() if t["labels"]["job"] == CHART_JOB]
+    assert target["discoveredLabels"]["__meta_kubernetes_endpointslice_name"] == f"{CHART_JOB}-e2e"
 
 
 def test_without_honor_labels_the_operators_namespace_would_replace_it(
@@ -286,3 +299,13 @@ def test_the_stalled_alert_names_the_resources_namespace(
     assert (chart["state"], chart["labels"]["name"], chart["labels"]["reason"]) == (
         "pending", "monitored", "Unschedulable")
     assert chart["annotations"]["summary"].startswith(f"ModelOptimization {resource_namespace}/monitored ")
+
+
+def test_a_service_monitor_field_the_operator_does_not_know_fails_the_generator(
+        generator: Path, chart_objects: dict[str, dict[str, Any]]) -> None:
+    typo = copy.deepcopy(chart_objects["ServiceMonitor"])
+    typo["spec"]["endpoints"][0]["honorLabel"] = typo["spec"]["endpoints"][0].pop("honorLabels")
+
+    refused = 'ServiceMonitor: error unmarshaling JSON: while decoding JSON: json: unknown field "honorLabel"'
+    with pytest.raises(AssertionError, match=re.escape(refused)):
+        generate_config(generator, [_prometheus_resource(), typo])

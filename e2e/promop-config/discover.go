@@ -1,0 +1,134 @@
+package main
+
+// promop-config discover: Prometheus's own Kubernetes service discovery for a Prometheus built
+// without it. Debian's prometheus package (the e2e Prometheus) is built without
+// discovery/kubernetes ("field kubernetes_sd_configs not found in type config.ScrapeConfig"),
+// so this runs that discovery (github.com/prometheus/prometheus/discovery/kubernetes, the code
+// a Prometheus server runs for kubernetes_sd_configs) on each job of a prometheus.yml and writes
+// what it finds, every target with all its __meta_kubernetes_* labels, as file_sd target files
+// (<dir>/<job name with every character outside [A-Za-z0-9_.-] as _>.json), rewritten on every
+// change. Pointing each job's file_sd_configs at its file gives Prometheus the same targets with
+// the same labels before relabelling; the job's relabel_configs and honor_labels still do the rest.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	promconfig "github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/discovery"
+	_ "github.com/prometheus/prometheus/discovery/kubernetes" // registers kubernetes_sd_configs
+	"github.com/prometheus/prometheus/discovery/targetgroup"
+)
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
+
+// fileSDGroup is one entry of a file_sd target file.
+type fileSDGroup struct {
+	Targets []string          `json:"targets"`
+	Labels  map[string]string `json:"labels"`
+}
+
+// targets turns target groups into file_sd entries, one per target: file_sd has only group
+// labels, and each discovered target has labels of its own.
+func targets(groups []*targetgroup.Group) []fileSDGroup {
+	out := []fileSDGroup{}
+	for _, group := range groups {
+		if group == nil {
+			continue
+		}
+		for _, target := range group.Targets {
+			labels := map[string]string{}
+			for name, value := range group.Labels {
+				labels[string(name)] = string(value)
+			}
+			for name, value := range target {
+				labels[string(name)] = string(value)
+			}
+			address := labels[model.AddressLabel]
+			delete(labels, model.AddressLabel)
+			out = append(out, fileSDGroup{Targets: []string{address}, Labels: labels})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Targets[0] < out[j].Targets[0] })
+	return out
+}
+
+func writeAtomically(path string, value interface{}) error {
+	data, err := json.MarshalIndent(value, "", " ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func discover(configPath, dir string, logger *slog.Logger) error {
+	text, err := os.ReadFile(configPath)
+	if err != nil {
+		return err
+	}
+	cfg, err := promconfig.Load(string(text), logger)
+	if err != nil {
+		return fmt.Errorf("%s: %w", configPath, err)
+	}
+	scrapeConfigs, err := cfg.GetScrapeConfigs()
+	if err != nil {
+		return err
+	}
+	jobs := map[string]discovery.Configs{}
+	files := map[string]string{}
+	for _, sc := range scrapeConfigs {
+		jobs[sc.JobName] = sc.ServiceDiscoveryConfigs
+		files[sc.JobName] = filepath.Join(dir, unsafeName.ReplaceAllString(sc.JobName, "_")+".json")
+		if err := writeAtomically(files[sc.JobName], []fileSDGroup{}); err != nil {
+			return err
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	registry := prometheus.NewRegistry()
+	sdMetrics, err := discovery.CreateAndRegisterSDMetrics(registry)
+	if err != nil {
+		return err
+	}
+	manager := discovery.NewManager(ctx, logger, registry, sdMetrics, discovery.Updatert(200*time.Millisecond))
+	if manager == nil {
+		return fmt.Errorf("the discovery manager could not be created")
+	}
+	if err := manager.ApplyConfig(jobs); err != nil {
+		return err
+	}
+	go func() { _ = manager.Run() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case update := <-manager.SyncCh():
+			for job, groups := range update {
+				path, ok := files[job]
+				if !ok {
+					continue
+				}
+				if err := writeAtomically(path, targets(groups)); err != nil {
+					return err
+				}
+				logger.Info("targets written", "job", job, "file", path)
+			}
+		}
+	}
+}
