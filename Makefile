@@ -35,6 +35,7 @@ lock: ## re-resolve requirements/*.txt from pyproject.toml (UPGRADE=1: newest ve
 e2e-tools: debian-tools ## build etcd, kube-apiserver, kube-controller-manager, MinIO, Helm (Go module proxy, cached)
 	bash e2e/build.sh
 	bash e2e/promop-config/build.sh
+	bash e2e/promop-discover/build.sh
 
 debian-tools: ## install Prometheus/promtool, buildah, podman and mmdebstrap from Debian (only what is missing)
 	bash e2e/install-debian-tools.sh

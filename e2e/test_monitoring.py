@@ -9,9 +9,8 @@ Nothing of the scrape configuration is written here: the Prometheus Operator's o
 generator (e2e/promop-config, its Go module) turns a Prometheus resource and the chart's rendered
 ServiceMonitor into ``prometheus.yml`` (EndpointSlice discovery, the operator's relabelling), and
 Debian's Prometheus runs it with the chart's alert rules. Debian builds Prometheus without
-Kubernetes discovery, so Prometheus's own discovery code runs beside it (``promop-config
-discover``) and hands it the discovered targets, meta labels and all, through file_sd. Discovery
-goes through the e2e API server as a ServiceAccount with the Role a Prometheus needs, and finds the
+Kubernetes discovery, so Prometheus's own discovery code runs beside it (e2e/promop-discover)
+and hands it the discovered targets, meta labels and all, through file_sd. Discovery goes through the e2e API server as a ServiceAccount with the Role a Prometheus needs, and finds the
 chart's metrics Service and an EndpointSlice for it naming the operator process on this host (no
 kubelet or EndpointSlice controller runs in e2e). A second ServiceMonitor, the chart's with
 ``honorLabels: false``, is the control: it shows what these tests would catch.
@@ -35,6 +34,7 @@ import yaml
 from kubeopt_e2e.clients import Helm, Kubectl
 from kubeopt_e2e.monitoring import (
     config_generator,
+    discovery_binary,
     generate_config,
     host_address,
     in_cluster_connection,
@@ -79,6 +79,14 @@ def generator() -> Path:
     built = config_generator()
     if built is None:
         pytest.skip("go is not installed: e2e/promop-config (the Prometheus Operator's config generator) needs it")
+    return built
+
+
+@pytest.fixture(scope="module")
+def discoverer() -> Path:
+    built = discovery_binary()
+    if built is None:
+        pytest.skip("go is not installed: e2e/promop-discover (Prometheus's Kubernetes discovery) needs it")
     return built
 
 
@@ -164,7 +172,7 @@ def generated(generator: Path, kubectl: Kubectl, chart_objects: dict[str, dict[s
 
 
 @pytest.fixture(scope="module")
-def prometheus(generator: Path, generated: dict[str, Any], kubectl: Kubectl, discoverable_operator: str,
+def prometheus(discoverer: Path, generated: dict[str, Any], kubectl: Kubectl, discoverable_operator: str,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
     """Prometheus running the generated configuration, its Kubernetes discovery as ServiceAccount prometheus-e2e."""
     work = tmp_path_factory.mktemp("mon-prometheus")
@@ -191,7 +199,7 @@ def prometheus(generator: Path, generated: dict[str, Any], kubectl: Kubectl, dis
     ca = work / "ca.crt"
     ca.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
     config = in_cluster_connection(generated, cluster["server"], ca, token)
-    with (kubernetes_discovery(generator, config, work / "discovery") as files,
+    with (kubernetes_discovery(discoverer, config, work / "discovery") as files,
           PrometheusServer(work, scrape={}, rule_files=[RULES], config=with_file_sd(config, files)) as server):
         yield server
 

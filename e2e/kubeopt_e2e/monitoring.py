@@ -17,8 +17,8 @@ bound token.
 
 Debian's Prometheus (the e2e one) is built without Kubernetes service discovery: it refuses
 ``kubernetes_sd_configs`` ("field kubernetes_sd_configs not found in type config.ScrapeConfig").
-``kubernetes_discovery`` runs ``promop-config discover``, Prometheus's own discovery/kubernetes
-code (v0.305.0, the module the generator depends on) on the connected configuration, which
+``kubernetes_discovery`` runs ``e2e/promop-discover``, Prometheus's own discovery/kubernetes
+code (v0.305.0, the version the generator's module requires) on the connected configuration, which
 writes every discovered target with all its ``__meta_kubernetes_*`` labels to a file_sd file per
 job; ``with_file_sd`` points each job at its file instead. The targets Prometheus then relabels
 are those its Kubernetes discovery finds; relabelling and ``honor_labels`` are Prometheus's own.
@@ -41,20 +41,31 @@ import yaml
 
 from kubeopt_e2e.procs import Process, wait_until
 
-__all__ = ["BUILD", "POD_ENV", "config_generator", "generate_config", "host_address", "in_cluster_connection",
+__all__ = ["BUILD", "DISCOVERY_BUILD", "POD_ENV", "config_generator", "discovery_binary", "generate_config", "host_address", "in_cluster_connection",
            "kubernetes_discovery", "with_file_sd"]
 
-BUILD = Path(__file__).resolve().parents[1] / "promop-config" / "build.sh"
+E2E = Path(__file__).resolve().parents[1]
+BUILD = E2E / "promop-config" / "build.sh"
+DISCOVERY_BUILD = E2E / "promop-discover" / "build.sh"
+
+
+def _built(script: Path, timeout: float) -> Path | None:
+    if shutil.which("go") is None and not Path("/usr/local/go/bin/go").exists():
+        return None
+    built = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=timeout, check=False)
+    if built.returncode != 0:
+        raise RuntimeError(f"{script} failed with exit code {built.returncode}:\n{built.stderr}")
+    return Path(built.stdout.strip().splitlines()[-1])
 
 
 def config_generator(timeout: float = 1800) -> Path | None:
     """The built ``promop-config`` (``e2e/promop-config/build.sh``, cached by content); None without Go."""
-    if shutil.which("go") is None and not Path("/usr/local/go/bin/go").exists():
-        return None
-    built = subprocess.run(["bash", str(BUILD)], capture_output=True, text=True, timeout=timeout, check=False)
-    if built.returncode != 0:
-        raise RuntimeError(f"{BUILD} failed with exit code {built.returncode}:\n{built.stderr}")
-    return Path(built.stdout.strip().splitlines()[-1])
+    return _built(BUILD, timeout)
+
+
+def discovery_binary(timeout: float = 1800) -> Path | None:
+    """The built ``promop-discover`` (``e2e/promop-discover/build.sh``, cached by content); None without Go."""
+    return _built(DISCOVERY_BUILD, timeout)
 
 
 #: The environment prometheus-config-reloader substitutes into the operator's configuration in
@@ -99,12 +110,12 @@ def in_cluster_connection(config: Mapping[str, Any], api_server: str, ca_file: P
 
 
 def _target_file(directory: Path, job: str) -> Path:
-    """The file ``promop-config discover`` writes a job's targets to."""
+    """The file ``promop-discover`` writes a job's targets to."""
     return directory / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', job)}.json"
 
 
 @contextmanager
-def kubernetes_discovery(generator: Path, config: Mapping[str, Any], work_dir: Path) -> Iterator[dict[str, Path]]:
+def kubernetes_discovery(discoverer: Path, config: Mapping[str, Any], work_dir: Path) -> Iterator[dict[str, Path]]:
     """Prometheus's Kubernetes discovery for every job of ``config`` (with its connection), running;
     yields each job's file_sd target file."""
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -112,8 +123,9 @@ def kubernetes_discovery(generator: Path, config: Mapping[str, Any], work_dir: P
     config_file.write_text(yaml.safe_dump(dict(config)))
     targets = work_dir / "targets"
     targets.mkdir(exist_ok=True)
-    files = {job["job_name"]: _target_file(targets, job["job_name"]) for job in config.get("scrape_configs") or []}
-    process = Process("promop-config discover", [str(generator), "discover", str(config_file), str(targets)],
+    files = {job["job_name"]: _target_file(targets, job["job_name"])
+             for job in config.get("scrape_configs") or [] if job.get("kubernetes_sd_configs")}
+    process = Process("promop-discover", [str(discoverer), str(config_file), str(targets)],
                       work_dir / "discovery.log", env={})
     try:
         wait_until("the discovery's target files", lambda: all(f.exists() for f in files.values()),

@@ -8,9 +8,6 @@
 //
 // Usage: promop-config FILE... (multi-document YAML; "-" is stdin)
 //
-//	promop-config discover PROMETHEUS_YML DIR (see discover.go: Prometheus's Kubernetes service
-//	discovery writing file_sd target files, for a Prometheus built without it)
-//
 // The files hold exactly one Prometheus and any ServiceMonitor, Namespace, Secret and ConfigMap
 // objects (the Namespaces answer serviceMonitorNamespaceSelector, the Secrets and ConfigMaps the
 // monitors' credentials, as the operator's informers and asset store would). Fields the
@@ -246,18 +243,6 @@ func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: promop-config FILE... (Prometheus, ServiceMonitor, Namespace, Secret, ConfigMap; - is stdin)")
 		os.Exit(2)
-	}
-	if os.Args[1] == "discover" {
-		if len(os.Args) != 4 {
-			fmt.Fprintln(os.Stderr, "usage: promop-config discover PROMETHEUS_YML DIR")
-			os.Exit(2)
-		}
-		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-		if err := discover(os.Args[2], os.Args[3], logger); err != nil {
-			fmt.Fprintf(os.Stderr, "promop-config discover: %v\n", err)
-			os.Exit(1)
-		}
-		return
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	o, err := read(os.Args[1:])

@@ -1,14 +1,19 @@
+// Command promop-discover is Prometheus's own Kubernetes service discovery for a Prometheus
+// built without it. Debian's prometheus package (the e2e Prometheus) is built without
+// discovery/kubernetes ("field kubernetes_sd_configs not found in type config.ScrapeConfig"), so
+// this runs that discovery (github.com/prometheus/prometheus/discovery/kubernetes, the code a
+// Prometheus server runs for kubernetes_sd_configs, through its discovery manager) on each job of
+// a prometheus.yml and writes what it finds, every target with all its __meta_kubernetes_*
+// labels, as file_sd target files (<dir>/<job name with every character outside [A-Za-z0-9_.-]
+// as _>.json), rewritten on every change. Pointing each job's file_sd_configs at its file gives
+// Prometheus the same targets with the same labels before relabelling; the job's relabel_configs
+// and honor_labels still do the rest.
+//
+// Its own module: Prometheus v0.305.0's discovery/kubernetes is built against client-go v0.32,
+// which the Prometheus Operator's module (e2e/promop-config, client-go v0.33) cannot share.
+//
+// Usage: promop-discover PROMETHEUS_YML DIR (runs until SIGTERM or SIGINT)
 package main
-
-// promop-config discover: Prometheus's own Kubernetes service discovery for a Prometheus built
-// without it. Debian's prometheus package (the e2e Prometheus) is built without
-// discovery/kubernetes ("field kubernetes_sd_configs not found in type config.ScrapeConfig"),
-// so this runs that discovery (github.com/prometheus/prometheus/discovery/kubernetes, the code
-// a Prometheus server runs for kubernetes_sd_configs) on each job of a prometheus.yml and writes
-// what it finds, every target with all its __meta_kubernetes_* labels, as file_sd target files
-// (<dir>/<job name with every character outside [A-Za-z0-9_.-] as _>.json), rewritten on every
-// change. Pointing each job's file_sd_configs at its file gives Prometheus the same targets with
-// the same labels before relabelling; the job's relabel_configs and honor_labels still do the rest.
 
 import (
 	"context"
@@ -25,11 +30,20 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
-	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/discovery"
-	_ "github.com/prometheus/prometheus/discovery/kubernetes" // registers kubernetes_sd_configs
+	"github.com/prometheus/prometheus/discovery/kubernetes"
 	"github.com/prometheus/prometheus/discovery/targetgroup"
+	"gopkg.in/yaml.v2"
 )
+
+// promConfig is the part of a prometheus.yml read here; kubernetes.SDConfig's own UnmarshalYAML
+// applies Prometheus's defaults and validation to each entry.
+type promConfig struct {
+	ScrapeConfigs []struct {
+		JobName    string                 `yaml:"job_name"`
+		Kubernetes []*kubernetes.SDConfig `yaml:"kubernetes_sd_configs"`
+	} `yaml:"scrape_configs"`
+}
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
 
@@ -81,18 +95,19 @@ func discover(configPath, dir string, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := promconfig.Load(string(text), logger)
-	if err != nil {
+	var cfg promConfig
+	if err := yaml.Unmarshal(text, &cfg); err != nil {
 		return fmt.Errorf("%s: %w", configPath, err)
-	}
-	scrapeConfigs, err := cfg.GetScrapeConfigs()
-	if err != nil {
-		return err
 	}
 	jobs := map[string]discovery.Configs{}
 	files := map[string]string{}
-	for _, sc := range scrapeConfigs {
-		jobs[sc.JobName] = sc.ServiceDiscoveryConfigs
+	for _, sc := range cfg.ScrapeConfigs {
+		if len(sc.Kubernetes) == 0 {
+			continue
+		}
+		for _, sd := range sc.Kubernetes {
+			jobs[sc.JobName] = append(jobs[sc.JobName], sd)
+		}
 		files[sc.JobName] = filepath.Join(dir, unsafeName.ReplaceAllString(sc.JobName, "_")+".json")
 		if err := writeAtomically(files[sc.JobName], []fileSDGroup{}); err != nil {
 			return err
@@ -130,5 +145,17 @@ func discover(configPath, dir string, logger *slog.Logger) error {
 				logger.Info("targets written", "job", job, "file", path)
 			}
 		}
+	}
+}
+
+func main() {
+	if len(os.Args) != 3 {
+		fmt.Fprintln(os.Stderr, "usage: promop-discover PROMETHEUS_YML DIR")
+		os.Exit(2)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := discover(os.Args[1], os.Args[2], logger); err != nil {
+		fmt.Fprintf(os.Stderr, "promop-discover: %v\n", err)
+		os.Exit(1)
 	}
 }
