@@ -10,7 +10,8 @@ generator (e2e/promop-config, its Go module) turns a Prometheus resource and the
 ServiceMonitor into ``prometheus.yml`` (EndpointSlice discovery, the operator's relabelling), and
 Debian's Prometheus runs it with the chart's alert rules. Debian builds Prometheus without
 Kubernetes discovery, so Prometheus's own discovery code runs beside it (e2e/promop-discover)
-and hands it the discovered targets, meta labels and all, through file_sd. Discovery goes through the e2e API server as a ServiceAccount with the Role a Prometheus needs, and finds the
+and hands it the discovered targets, meta labels and all, through file_sd. Discovery goes
+through the e2e API server as a ServiceAccount with the Role a Prometheus needs, and finds the
 chart's metrics Service and an EndpointSlice for it naming the operator process on this host (no
 kubelet or EndpointSlice controller runs in e2e). A second ServiceMonitor, the chart's with
 ``honorLabels: false``, is the control: it shows what these tests would catch.

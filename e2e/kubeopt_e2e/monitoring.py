@@ -41,8 +41,8 @@ import yaml
 
 from kubeopt_e2e.procs import Process, wait_until
 
-__all__ = ["BUILD", "DISCOVERY_BUILD", "POD_ENV", "config_generator", "discovery_binary", "generate_config", "host_address", "in_cluster_connection",
-           "kubernetes_discovery", "with_file_sd"]
+__all__ = ["BUILD", "DISCOVERY_BUILD", "POD_ENV", "config_generator", "discovery_binary", "generate_config",
+           "host_address", "in_cluster_connection", "kubernetes_discovery", "with_file_sd"]
 
 E2E = Path(__file__).resolve().parents[1]
 BUILD = E2E / "promop-config" / "build.sh"
