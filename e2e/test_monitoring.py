@@ -193,16 +193,19 @@ def prometheus(discoverer: Path, generated: dict[str, Any], kubectl: Kubectl, di
          "subjects": [{"kind": "ServiceAccount", "name": PROMETHEUS_ACCOUNT, "namespace": OPERATOR_NAMESPACE}]},
     ]
     kubectl.apply(yaml.safe_dump_all(rbac))
-    token = work / "token"
-    token.write_text(kubectl("create", "token", PROMETHEUS_ACCOUNT, "-n", OPERATOR_NAMESPACE,
-                             "--duration", "2h").stdout.strip())
-    cluster = yaml.safe_load(kubectl.kubeconfig.read_text())["clusters"][0]["cluster"]
-    ca = work / "ca.crt"
-    ca.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
-    config = in_cluster_connection(generated, cluster["server"], ca, token)
-    with (kubernetes_discovery(discoverer, config, work / "discovery") as files,
-          PrometheusServer(work, scrape={}, rule_files=[RULES], config=with_file_sd(config, files)) as server):
-        yield server
+    try:
+        token = work / "token"
+        token.write_text(kubectl("create", "token", PROMETHEUS_ACCOUNT, "-n", OPERATOR_NAMESPACE,
+                                 "--duration", "2h").stdout.strip())
+        cluster = yaml.safe_load(kubectl.kubeconfig.read_text())["clusters"][0]["cluster"]
+        ca = work / "ca.crt"
+        ca.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
+        config = in_cluster_connection(generated, cluster["server"], ca, token)
+        with (kubernetes_discovery(discoverer, config, work / "discovery") as files,
+              PrometheusServer(work, scrape={}, rule_files=[RULES], config=with_file_sd(config, files)) as server):
+            yield server
+    finally:
+        kubectl("delete", "-f", "-", "--ignore-not-found", input=yaml.safe_dump_all(rbac), check=False)
 
 
 @pytest.fixture(scope="module")
