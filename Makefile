@@ -32,9 +32,11 @@ demo: venv ## train the digits CNN, optimize it on this CPU (onnxruntime + torch
 lock: ## re-resolve requirements/*.txt from pyproject.toml (UPGRADE=1: newest versions; needs PyPI)
 	UV=$(BIN)/uv bash requirements/lock.sh
 
-e2e-tools: debian-tools ## build etcd, kube-apiserver, kube-controller-manager, MinIO, Helm (Go module proxy, cached)
+e2e-tools: debian-tools ## build etcd, kube-apiserver, kube-controller-manager, MinIO, Helm, kstatus, the Prometheus Operator config generator and discovery (Go module proxy, cached)
 	bash e2e/build.sh
 	bash e2e/kstatus/build.sh
+	bash e2e/promop-config/build.sh
+	bash e2e/promop-discover/build.sh
 
 debian-tools: ## install Prometheus/promtool, buildah, podman, mmdebstrap and chromium from Debian (only what is missing)
 	bash e2e/install-debian-tools.sh

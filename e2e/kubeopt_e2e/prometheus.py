@@ -2,7 +2,8 @@
 
 ``PrometheusServer(work_dir, scrape={"kubeopt": ["127.0.0.1:8080"]}, rule_files=[...])``
 writes a config with a 1 s scrape and evaluation interval, starts the server with its TSDB
-under ``work_dir`` and waits for ``/-/ready``. ``query`` and ``rules`` call the HTTP API.
+under ``work_dir`` and waits for ``/-/ready``; ``config=`` gives it a whole configuration instead
+(kubeopt_e2e.monitoring: the Prometheus Operator's). ``query`` and ``rules`` call the HTTP API.
 Install it with ``e2e/install-debian-tools.sh``.
 """
 
@@ -38,8 +39,9 @@ class PrometheusServer:
 
     def __init__(self, work_dir: Path, scrape: Mapping[str, Sequence[str]], rule_files: Sequence[Path] = (),
                  binary: Path | None = None, interval: str = "1s",
-                 scrape_configs: Sequence[Mapping[str, Any]] = ()) -> None:
-        """``scrape``: static jobs (name: targets); ``scrape_configs``: whole scrape jobs, appended."""
+                 config: Mapping[str, Any] | None = None) -> None:
+        """``scrape``: static jobs (name: targets); ``config``: a whole configuration (e.g. the Prometheus
+        Operator's), written as it is with ``rule_files`` added (``scrape`` and ``interval`` are then unused)."""
         found = binary or prometheus_binary()
         if found is None:
             raise FileNotFoundError("prometheus is not installed: run e2e/install-debian-tools.sh")
@@ -48,12 +50,14 @@ class PrometheusServer:
         self.port = free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
         self.config = work_dir / "prometheus.yml"
+        if config is None:
+            config = {
+                "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
+                "scrape_configs": [{"job_name": job, "static_configs": [{"targets": list(targets)}]}
+                                   for job, targets in scrape.items()],
+            }
         self.config.write_text(yaml.safe_dump({
-            "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
-            "rule_files": [str(path) for path in rule_files],
-            "scrape_configs": [{"job_name": job, "static_configs": [{"targets": list(targets)}]}
-                               for job, targets in scrape.items()] + [dict(c) for c in scrape_configs],
-        }))
+            **config, "rule_files": [*config.get("rule_files", []), *(str(path) for path in rule_files)]}))
         self._process: Process | None = None
 
     def start(self, timeout: float = 30.0) -> None:
