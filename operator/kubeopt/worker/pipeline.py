@@ -300,9 +300,12 @@ def _run_target(run: _Run, target: Target, inputs: _Inputs, baseline_outputs: li
         context = BuildContext(run.spec, target, inputs.source, run.settings.device, workspace, artifact_dir,
                                inputs.calibration, previous)
         with borrowed_torch_settings():  # what a target sets in torch is restored for the next
-            built = backend.build(context)
+            # Validation and the benchmark run the artifact as written to disk and read back the
+            # way a server reads it, never the object the build held: what is published is what was measured.
+            built = backend.load(context, backend.build(context))
             progress(f"{target.name}: built in {built.compile_seconds:.1f}s"
-                     + (" from a stored compile cache" if built.cache_hit else "") + "; validating")
+                     + (" from a stored compile cache" if built.cache_hit else "")
+                     + "; validating the written artifact")
             return _measure(run, target, built, inputs.validation, baseline_outputs)
     except WorkerError as error:
         progress(f"{target.name}: FAILED {error.reason.value}: {error.message}")
@@ -318,13 +321,16 @@ def _run_target(run: _Run, target: Target, inputs: _Inputs, baseline_outputs: li
 
 def _measure(run: _Run, target: Target, built: Built, validation: Dataset,
              baseline_outputs: list[np.ndarray]) -> TargetResult:
-    outputs = validate.collect_outputs(built.runner, validation)
+    runner = built.runner
+    if runner is None:
+        raise TypeError(f"backend {target.backend.value}: load() returned no runner")
+    outputs = validate.collect_outputs(runner, validation)
     accuracy = validate.compare(baseline_outputs, outputs, validation.labels, run.spec.model.task)
     verdict = validate.judge(accuracy, run.spec.validation.budget)
     run.settings.progress(f"{target.name}: relative error {accuracy.relative_error:.2e}"
                           + (f", top-1 agreement {accuracy.top1_agreement:.4f}" if accuracy.top1_agreement
                              is not None else "") + "; benchmarking")
-    timings = benchmark.time_runner(built.runner, validation, run.spec.benchmark)
+    timings = benchmark.time_runner(runner, validation, run.spec.benchmark)
     result = TargetResult(target, compile_seconds=built.compile_seconds, cache_hit=built.cache_hit,
                           accuracy=accuracy, verdict=verdict, timings=timings, calibration=built.calibration,
                           details={**built.details, "modelFiles": list(built.model_files)})
