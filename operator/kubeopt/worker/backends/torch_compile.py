@@ -114,6 +114,28 @@ def with_rewrite_hint(error: BuildFailed, fused: dict[str, int] | None) -> Build
                        "the graph as exported)")
 
 
+def serve_recipe(torch: Any, context: BuildContext, saved: str, namespaces: set[str], dtype: Any,
+                 frozen: bool) -> dict[str, Any]:
+    """serve.json: what load.py needs to load and compile the saved program as it was measured."""
+    options = context.target.torch_compile or TorchCompileOptions()
+    kwargs = compile_kwargs(options, torch._inductor.list_mode_options)
+    dynamo: dict[str, Any] = {}
+    if options.dynamic is None:
+        # Unset means one static graph per benchmarked batch size: torch's automatic
+        # dynamic shapes would recompile the second size as a slower symbolic graph, and
+        # frozen int8 graphs fail stride guards when recompiled that way (torch 2.15).
+        kwargs["dynamic"] = False
+        dynamo["recompile_limit"] = max(8, 2 * len(context.spec.benchmark.batch_sizes))
+    on_gpu = context.device.startswith("cuda")
+    return {"file": saved, "device": context.device,
+            "imports": sorted({OPERATOR_MODULES[n] for n in namespaces if n in OPERATOR_MODULES}),
+            "dynamo": dynamo,
+            # Freezing folds the quantized weights into constants; Inductor then picks int8 kernels.
+            "inductor": {"freezing": True} if frozen else {},
+            "cudnnBenchmark": options.cudnn_benchmark if on_gpu else None, "channelsLast": options.channels_last,
+            "inputDtype": str(dtype).removeprefix("torch.") if dtype is not None else None, "compile": kwargs}
+
+
 class TorchCompileBackend:
     name: ClassVar[BackendName] = BackendName.TORCH_COMPILE
     consumes: ClassVar[Representation] = Representation.TORCH
@@ -155,21 +177,8 @@ class TorchCompileBackend:
             module = module.to(memory_format=torch.channels_last)
         fp8_layers = self._to_fp8(torch, module, context) if precision is Precision.FP8 else None
         saved, namespaces = self._save(torch, module, context, names, dtype)
-        kwargs = compile_kwargs(options, torch._inductor.list_mode_options)
-        dynamo: dict[str, Any] = {}
-        if options.dynamic is None:
-            # Unset means one static graph per benchmarked batch size: torch's automatic
-            # dynamic shapes would recompile the second size as a slower symbolic graph, and
-            # frozen int8 graphs fail stride guards when recompiled that way (torch 2.15).
-            kwargs["dynamic"] = False
-            dynamo["recompile_limit"] = max(8, 2 * len(context.spec.benchmark.batch_sizes))
-        # Freezing folds the quantized weights into constants; Inductor then picks int8 kernels.
-        inductor = {"freezing": True} if precision is Precision.INT8 and not gpu_int8 else {}
-        recipe = {"file": saved, "device": context.device,
-                  "imports": sorted({OPERATOR_MODULES[n] for n in namespaces if n in OPERATOR_MODULES}),
-                  "dynamo": dynamo, "inductor": inductor, "cudnnBenchmark": options.cudnn_benchmark if on_gpu else None,
-                  "channelsLast": options.channels_last,
-                  "inputDtype": str(dtype).removeprefix("torch.") if dtype is not None else None, "compile": kwargs}
+        frozen = precision is Precision.INT8 and not gpu_int8  # PT2E int8: Inductor folds the quantized weights
+        recipe = serve_recipe(torch, context, saved, namespaces, dtype, frozen)
         (context.artifact_dir / pt2_load.RECIPE).write_text(json.dumps(recipe, indent=2))
         shutil.copyfile(pt2_load.__file__, context.artifact_dir / LOADER_FILE)
         settings = {"mode": options.mode, "fullgraph": options.fullgraph, "dynamic": options.dynamic,
@@ -179,8 +188,8 @@ class TorchCompileBackend:
         return Built(None, 0.0, calibration=provenance, details=settings)
 
     def load(self, context: BuildContext, built: Built) -> Built:
-        """Read the artifact back with the published load.py, compile it as a server would, and
-        compile it at each benchmark batch size (the compile seconds); the runner runs that."""
+        """Load the written program with the published load.py and compile it as a server would,
+        at each benchmark batch size (the compile seconds); the runner runs that compiled program."""
         torch = require("torch", self.name.value)
         loader = runpy.run_path(str(context.artifact_dir / LOADER_FILE))
         recipe = loader["read_recipe"](context.artifact_dir)
