@@ -8,9 +8,13 @@ altered file as good; one that validates what it publishes refuses it.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 import pytest
 from onnx import numpy_helper
@@ -22,23 +26,56 @@ from kubeopt.worker.backends.onnxruntime import OnnxRuntimeBackend
 from kubeopt.worker.backends.registry import BackendRegistry
 from kubeopt.worker.backends.torch_compile import TorchCompileBackend
 from kubeopt.worker.pipeline import RunSettings, run_optimization
-from tests.conftest import digits_resource
+from kubeopt.worker.runners import Feeds, Runner, WorkPlace
+from tests.conftest import current_run, digits_resource
 
 pytestmark = pytest.mark.slow
 SCALE = 3.0  # every weight tripled: the logits change by far more than any budget allows
 
 
+def scale_onnx_weights(path: Path) -> None:
+    model = onnx.load(str(path))
+    for initializer in model.graph.initializer:
+        array = numpy_helper.to_array(initializer)
+        if array.dtype.kind == "f":
+            initializer.CopyFrom(numpy_helper.from_array(array * SCALE, initializer.name))
+    onnx.save(model, str(path))
+
+
 class OrtThatAltersItsFile(OnnxRuntimeBackend):
     def build(self, context: BuildContext) -> Built:
         built = super().build(context)
-        path = context.artifact_dir / "model.onnx"
-        model = onnx.load(str(path))
-        for initializer in model.graph.initializer:
-            array = numpy_helper.to_array(initializer)
-            if array.dtype.kind == "f":
-                initializer.CopyFrom(numpy_helper.from_array(array * SCALE, initializer.name))
-        onnx.save(model, str(path))
+        scale_onnx_weights(context.artifact_dir / "model.onnx")
         return built
+
+
+class AltersTheFileWhenTimed:
+    """A real session's runner; the benchmark's first prepare rewrites the file it was loaded from."""
+
+    def __init__(self, runner: Runner, path: Path) -> None:
+        self.runner, self.path, self.altered = runner, path, False
+
+    def run(self, feeds: Feeds) -> list[np.ndarray]:
+        return self.runner.run(feeds)
+
+    def prepare(self, feeds: Feeds) -> Callable[[], object]:
+        if not self.altered:
+            scale_onnx_weights(self.path)
+            self.altered = True
+        return self.runner.prepare(feeds)
+
+    def synchronize(self) -> None:
+        self.runner.synchronize()
+
+    def work_runs_on(self) -> WorkPlace:
+        return self.runner.work_runs_on()
+
+
+class OrtWhoseFileChangesAfterValidation(OnnxRuntimeBackend):
+    def load(self, context: BuildContext, built: Built) -> Built:
+        loaded = super().load(context, built)
+        assert loaded.runner is not None
+        return replace(loaded, runner=AltersTheFileWhenTimed(loaded.runner, context.artifact_dir / "model.onnx"))
 
 
 class TorchCompileThatAltersItsFile(TorchCompileBackend):
@@ -88,6 +125,17 @@ def test_a_pt2_altered_on_disk_after_its_build_fails_validation_and_is_not_curre
     assert not (tmp_path / "out" / "compiled" / "current.json").exists()
 
 
+def test_a_model_file_that_changes_after_validation_is_not_published_as_current(
+        digits: dict[str, Path], tmp_path: Path) -> None:
+    outcome = run_with(OrtWhoseFileChangesAfterValidation(), digits, tmp_path, "onnx", "onnx",
+                       {"name": "ort", "backend": "onnxruntime"})
+
+    result = outcome.results[0]
+    assert result.reason is Reason.BUILD_FAILED, result.message
+    assert "model.onnx changed on disk after validation" in result.message
+    assert not (tmp_path / "out" / "ort" / "current.json").exists()
+
+
 def test_the_unaltered_builds_pass_so_the_failures_above_are_the_files(digits: dict[str, Path],
                                                                       tmp_path: Path) -> None:
     ort = run_with(OnnxRuntimeBackend(), digits, tmp_path / "ort", "onnx", "onnx",
@@ -99,3 +147,6 @@ def test_the_unaltered_builds_pass_so_the_failures_above_are_the_files(digits: d
     assert compiled.results[0].succeeded, compiled.results[0].message
     assert compiled.results[0].details["modelFiles"] == ["compile-cache.bin", "compile.json", "load.py",
                                                          "model.pt2", "serve.json"]
+    published = json.loads((current_run(tmp_path / "ort" / "out", "ort") / "manifest.json").read_text())
+    digests = {entry["path"]: entry["sha256"] for entry in published["files"]}
+    assert ort.results[0].details["validatedSha256"]["model.onnx"] == digests["model.onnx"]

@@ -30,7 +30,7 @@ from kubeopt.api.spec import (
     to_wire,
 )
 from kubeopt.storage.errors import ObjectNotFound, StorageError
-from kubeopt.storage.manifest import MANIFEST_NAME
+from kubeopt.storage.manifest import MANIFEST_NAME, entries_for, sha256_file
 from kubeopt.storage.publish import publish_folder
 from kubeopt.storage.runs import RunLocation, RunRecord, RunStatus, TargetRuns, new_run_id, spec_digest
 from kubeopt.storage.store import S3Settings, Store, store_for
@@ -303,10 +303,12 @@ def _run_target(run: _Run, target: Target, inputs: _Inputs, baseline_outputs: li
             # Validation and the benchmark run the artifact as written to disk and read back the
             # way a server reads it, never the object the build held: what is published is what was measured.
             built = backend.load(context, backend.build(context))
+            validated = _digests(artifact_dir, built.model_files)
             progress(f"{target.name}: built in {built.compile_seconds:.1f}s"
                      + (" from a stored compile cache" if built.cache_hit else "")
                      + "; validating the written artifact")
-            return _measure(run, target, built, inputs.validation, baseline_outputs)
+            result = _measure(run, target, built, inputs.validation, baseline_outputs)
+            return replace(result, details={**result.details, "validatedSha256": validated})
     except WorkerError as error:
         progress(f"{target.name}: FAILED {error.reason.value}: {error.message}")
         return TargetResult(target, error.reason, error.message)
@@ -340,6 +342,19 @@ def _measure(run: _Run, target: Target, built: Built, validation: Dataset,
     return result
 
 
+def _digests(folder: Path, model_files: tuple[str, ...]) -> dict[str, str]:
+    """sha256 of each model file (every file under a model folder) as it was loaded for validation."""
+    return {entry.path: entry.sha256 for entry in entries_for(folder)
+            if any(entry.path == name or entry.path.startswith(name + "/") for name in model_files)}
+
+
+def _changed_since_validation(folder: Path, result: TargetResult) -> list[str]:
+    """The model files whose bytes are no longer those validated and benchmarked."""
+    validated: dict[str, str] = result.details.get("validatedSha256", {})
+    return [path for path, digest in validated.items()
+            if not (folder / path).is_file() or sha256_file(folder / path) != digest]
+
+
 def _previous_artifact(run: _Run, target: Target, dest: Path) -> Path | None:
     """Fetch the cache files of the run this target's pointer names, if that run still verifies."""
     runs = run.target_runs(target)
@@ -369,6 +384,11 @@ def _publish_target(run: _Run, result: TargetResult) -> TargetResult:
     except StorageError as error:
         failure = storage_failure(f"publish to {runs.root}", error)
         return replace(result, reason=failure.reason, message=failure.message)
+    changed = _changed_since_validation(folder, result)
+    if changed:  # what is published is what was validated, byte for byte
+        failure = BuildFailed(f"{', '.join(changed)} changed on disk after validation; nothing of this run is "
+                              "current (run it again)")
+        return _record_failure(run, replace(result, run=location, reason=failure.reason, message=failure.message))
     result = replace(result, run=location)
     batch = selection_batch(run.spec.selection, run.spec.benchmark.batch_sizes)
     single = _report(run, [result], target.name if result.eligible else None, batch)
