@@ -302,7 +302,8 @@ def _run_target(run: _Run, target: Target, inputs: _Inputs, baseline_outputs: li
         with borrowed_torch_settings():  # what a target sets in torch is restored for the next
             # Validation and the benchmark run the artifact as written to disk and read back the
             # way a server reads it, never the object the build held: what is published is what was measured.
-            built = backend.load(context, backend.build(context))
+            built = backend.build(context)
+            built = backend.load(context, built)
             validated = _digests(artifact_dir, built.model_files)
             progress(f"{target.name}: built in {built.compile_seconds:.1f}s"
                      + (" from a stored compile cache" if built.cache_hit else "")
