@@ -27,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--termination-log", type=Path, default=Path("/dev/termination-log"),
                      help="where the JSON summary for the controller goes")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.add_argument("--log-file", type=Path,
+                     help="where library messages and warnings go, at debug level "
+                          "(default: kubeopt-run.log in --workspace, else in the current folder)")
     crd = commands.add_parser("crd", help="print the CRD generated from the API models")
     crd.add_argument("--output-dir", type=Path, help="write crds/ files here instead of printing")
     commands.add_parser("backends", help="print the backend table (Markdown) the README carries")
@@ -42,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
-    for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):  # their DEBUG lines slow the export down
+        logging.getLogger(noisy).setLevel(logging.INFO)
     if args.command == "crd":
         return _crd(args.output_dir)
     if args.command == "backends":
@@ -83,6 +86,13 @@ def _crd(output_dir: Path | None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from kubeopt.worker.entry import run_and_report
+    from kubeopt.worker.quiet import route_library_output
+
+    if args.log_file is None:
+        args.log_file = (args.workspace or Path.cwd()) / "kubeopt-run.log"
+    args.log_file = route_library_output(args.log_file)
+    if not args.quiet:
+        log.info("log: library messages and warnings go to %s", args.log_file)
 
     if not args.file and not args.spec_json:
         sys.stderr.write("kubeopt run: give a FILE or --spec-json\n")

@@ -191,3 +191,37 @@ def test_each_published_model_serves_batch_1_an_odd_batch_and_the_largest_in_a_f
 
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     assert "served [1, 7, 32]" in loaded.stdout
+
+
+# Serves a published torch-compile artifact with the load.py published beside it, in a process
+# that imported torch and nothing else (no kubeopt, no torch.ao): what the worker validated.
+SERVER_WITH_LOAD_PY = """
+import runpy
+import sys
+import numpy as np
+import torch
+folder, batches = sys.argv[1], [int(b) for b in sys.argv[2:]]
+model, dtype = runpy.run_path(folder + "/load.py")["load"](folder, "cpu")
+for batch in batches:
+    pixels = torch.from_numpy(np.random.default_rng(batch).random((batch, 1, 8, 8), dtype=np.float32))
+    shape = tuple(model(pixels if dtype is None else pixels.to(dtype)).shape)
+    assert shape == (batch, 10), (batch, shape)
+print("served", batches)
+"""
+
+
+@pytest.mark.parametrize("target", ["compile-fp32", "compile-int8"])
+def test_a_published_pt2_loads_with_its_load_py_in_a_process_that_imported_only_torch(
+        run: dict[str, Any], target: str) -> None:
+    folder = current_run(run["out"], target)
+
+    served = subprocess.run([sys.executable, "-c", SERVER_WITH_LOAD_PY, str(folder), "1", "7", "32"],
+                            capture_output=True, text=True, timeout=600)
+
+    assert served.returncode == 0, served.stderr[-3000:]
+    assert "served [1, 7, 32]" in served.stdout
+    recipe = json.loads((folder / "serve.json").read_text())
+    assert recipe["file"] == "model.pt2"
+    if target == "compile-int8":  # torch's quantized_decomposed ops, registered only on this import
+        assert recipe["imports"] == ["torch.ao.quantization.fx._decomposed"]
+        assert recipe["inductor"] == {"freezing": True}

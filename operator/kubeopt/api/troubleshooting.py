@@ -42,7 +42,8 @@ GUIDES: dict[Reason, Guide] = {
         "worker", "`spec.model.inputs` disagrees with the model: a name it does not have, a shape it rejects",
         "copy the input names and shapes (-1 for a dynamic dimension) from the model"),
     Reason.UNSUPPORTED_OP: Guide(
-        "worker", "an operator the converter (`torch2onnx`, `tf2onnx`) or the backend cannot handle",
+        "worker", "an operator the converter (`torch2onnx`, `tf2onnx`) or the backend cannot handle, or that "
+        "nothing here defines (a `.pt2`'s unregistered custom op, an op ONNX's default domain lacks)",
         "the message names the operator; try another backend (torch-compile compiles torch-export "
         "models without a conversion)"),
     Reason.CALIBRATION_DATA_INVALID: Guide(

@@ -33,8 +33,9 @@ def torch2onnx(module: Any, fmt: ModelFormat, inputs: list[TensorSpec], example:
     names = [spec.name for spec in inputs]
     args = tuple(torch.from_numpy(example[name]) for name in names)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    printed = io.StringIO()  # the exporters print reports; they belong in the log file, not the terminal
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(printed):
             if fmt is ModelFormat.TORCHSCRIPT:
                 torch.onnx.export(module, args, str(dest), input_names=names, dynamo=False,
                                   dynamic_axes={name: {0: "batch"} for name in names}, opset_version=ONNX_OPSET)
@@ -44,9 +45,12 @@ def torch2onnx(module: Any, fmt: ModelFormat, inputs: list[TensorSpec], example:
                                   opset_version=ONNX_OPSET,
                                   verbose=False, external_data=False)
     except Exception as error:
+        log.debug("torch2onnx printed:\n%s", printed.getvalue())
         if exporter_unsupported(torch, error):
             raise UnsupportedOp(f"torch2onnx: {first_line(error)}") from error
         raise BuildFailed(f"torch2onnx failed: {type(error).__name__}: {first_line(error)}") from error
+    if printed.getvalue():
+        log.debug("torch2onnx printed:\n%s", printed.getvalue())
     log.info("torch2onnx wrote %s", dest.name)
     return dest
 

@@ -6,6 +6,7 @@ import importlib
 from types import ModuleType
 
 from kubeopt.api.backends import BACKENDS
+from kubeopt.worker import quiet
 from kubeopt.worker.errors import BackendUnavailable
 
 
@@ -29,7 +30,9 @@ IMAGES = image_hints()
 def require(module: str, backend: str) -> ModuleType:
     """Import ``module`` or raise BackendUnavailable naming the image that has it."""
     try:
-        return importlib.import_module(module)
+        imported = importlib.import_module(module)
     except ImportError as error:
         top = module.split(".")[0]
         raise BackendUnavailable(backend, top, IMAGES.get(top, "a worker image that has it")) from error
+    quiet.tame_torch()  # torch (imported now, by this module or earlier) logs to the log file, not stderr
+    return imported

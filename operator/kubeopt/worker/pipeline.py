@@ -30,7 +30,7 @@ from kubeopt.api.spec import (
     to_wire,
 )
 from kubeopt.storage.errors import ObjectNotFound, StorageError
-from kubeopt.storage.manifest import MANIFEST_NAME
+from kubeopt.storage.manifest import MANIFEST_NAME, entries_for, sha256_file
 from kubeopt.storage.publish import publish_folder
 from kubeopt.storage.runs import RunLocation, RunRecord, RunStatus, TargetRuns, new_run_id, spec_digest
 from kubeopt.storage.store import S3Settings, Store, store_for
@@ -300,10 +300,16 @@ def _run_target(run: _Run, target: Target, inputs: _Inputs, baseline_outputs: li
         context = BuildContext(run.spec, target, inputs.source, run.settings.device, workspace, artifact_dir,
                                inputs.calibration, previous)
         with borrowed_torch_settings():  # what a target sets in torch is restored for the next
+            # Validation and the benchmark run the artifact as written to disk and read back the
+            # way a server reads it, never the object the build held: what is published is what was measured.
             built = backend.build(context)
+            built = backend.load(context, built)
+            validated = _digests(artifact_dir, built.model_files)
             progress(f"{target.name}: built in {built.compile_seconds:.1f}s"
-                     + (" from a stored compile cache" if built.cache_hit else "") + "; validating")
-            return _measure(run, target, built, inputs.validation, baseline_outputs)
+                     + (" from a stored compile cache" if built.cache_hit else "")
+                     + "; validating the written artifact")
+            result = _measure(run, target, built, inputs.validation, baseline_outputs)
+            return replace(result, details={**result.details, "validatedSha256": validated})
     except WorkerError as error:
         progress(f"{target.name}: FAILED {error.reason.value}: {error.message}")
         return TargetResult(target, error.reason, error.message)
@@ -318,13 +324,16 @@ def _run_target(run: _Run, target: Target, inputs: _Inputs, baseline_outputs: li
 
 def _measure(run: _Run, target: Target, built: Built, validation: Dataset,
              baseline_outputs: list[np.ndarray]) -> TargetResult:
-    outputs = validate.collect_outputs(built.runner, validation)
+    runner = built.runner
+    if runner is None:
+        raise TypeError(f"backend {target.backend.value}: load() returned no runner")
+    outputs = validate.collect_outputs(runner, validation)
     accuracy = validate.compare(baseline_outputs, outputs, validation.labels, run.spec.model.task)
     verdict = validate.judge(accuracy, run.spec.validation.budget)
     run.settings.progress(f"{target.name}: relative error {accuracy.relative_error:.2e}"
                           + (f", top-1 agreement {accuracy.top1_agreement:.4f}" if accuracy.top1_agreement
                              is not None else "") + "; benchmarking")
-    timings = benchmark.time_runner(built.runner, validation, run.spec.benchmark)
+    timings = benchmark.time_runner(runner, validation, run.spec.benchmark)
     result = TargetResult(target, compile_seconds=built.compile_seconds, cache_hit=built.cache_hit,
                           accuracy=accuracy, verdict=verdict, timings=timings, calibration=built.calibration,
                           details={**built.details, "modelFiles": list(built.model_files)})
@@ -332,6 +341,19 @@ def _measure(run: _Run, target: Target, built: Built, validation: Dataset,
         error = AccuracyBudgetExceeded("; ".join(verdict.reasons) + " (validation.budget)")
         return replace(result, reason=error.reason, message=error.message)
     return result
+
+
+def _digests(folder: Path, model_files: tuple[str, ...]) -> dict[str, str]:
+    """sha256 of each model file (every file under a model folder) as it was loaded for validation."""
+    return {entry.path: entry.sha256 for entry in entries_for(folder)
+            if any(entry.path == name or entry.path.startswith(name + "/") for name in model_files)}
+
+
+def _changed_since_validation(folder: Path, result: TargetResult) -> list[str]:
+    """The model files whose bytes are no longer those validated and benchmarked."""
+    validated: dict[str, str] = result.details.get("validatedSha256", {})
+    return [path for path, digest in validated.items()
+            if not (folder / path).is_file() or sha256_file(folder / path) != digest]
 
 
 def _previous_artifact(run: _Run, target: Target, dest: Path) -> Path | None:
@@ -363,6 +385,11 @@ def _publish_target(run: _Run, result: TargetResult) -> TargetResult:
     except StorageError as error:
         failure = storage_failure(f"publish to {runs.root}", error)
         return replace(result, reason=failure.reason, message=failure.message)
+    changed = _changed_since_validation(folder, result)
+    if changed:  # what is published is what was validated, byte for byte
+        failure = BuildFailed(f"{', '.join(changed)} changed on disk after validation; nothing of this run is "
+                              "current (run it again)")
+        return _record_failure(run, replace(result, run=location, reason=failure.reason, message=failure.message))
     result = replace(result, run=location)
     batch = selection_batch(run.spec.selection, run.spec.benchmark.batch_sizes)
     single = _report(run, [result], target.name if result.eligible else None, batch)

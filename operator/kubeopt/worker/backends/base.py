@@ -28,9 +28,10 @@ class BuildContext:
 
 @dataclass(frozen=True)
 class Built:
-    """A built target: a runner for validation and timing, and what the report should say."""
+    """A built target: what the report should say, and (once ``Backend.load`` read the artifact
+    back from disk) the runner that validation and the benchmark use."""
 
-    runner: Runner
+    runner: Runner | None
     compile_seconds: float
     cache_hit: bool = False
     calibration: dict[str, Any] | None = None
@@ -49,5 +50,12 @@ class Backend(Protocol):
         """Raise BackendUnavailable when this image lacks the framework."""
 
     def build(self, context: BuildContext) -> Built:
-        """Convert, calibrate and compile the target; raise a WorkerError on bad input."""
+        """Convert, calibrate and compile the target into ``context.artifact_dir``; raise a
+        WorkerError on bad input."""
+        ...
+
+    def load(self, context: BuildContext, built: Built) -> Built:
+        """Read the artifact back from ``context.artifact_dir`` the way a server loads it; return
+        ``built`` with the runner validation and the benchmark use, so what is published is what
+        was measured (never the object the build held in memory)."""
         ...

@@ -57,7 +57,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
@@ -196,9 +196,14 @@ class TensorRTBackend:
                     "timingCacheReused": timing_cache.value,
                     "profile": {k: vars(v) for k, v in profile.items()}}
         (context.artifact_dir / "build.json").write_text(json.dumps(settings, indent=2, default=list))
-        runner = TensorRTRunner(trt, engine_bytes, context.spec)
-        return Built(runner, compile_seconds, cache_hit=cache_hit, calibration=provenance, details=settings,
+        return Built(None, compile_seconds, cache_hit=cache_hit, calibration=provenance, details=settings,
                      model_files=(ENGINE_FILE, "model.onnx", "build.json", TIMING_CACHE_FILE))
+
+    def load(self, context: BuildContext, built: Built) -> Built:
+        """The engine deserialized from the written model.plan, as Triton's TensorRT backend reads it."""
+        trt = require("tensorrt", self.name.value)
+        engine_bytes = (context.artifact_dir / ENGINE_FILE).read_bytes()
+        return replace(built, runner=TensorRTRunner(trt, engine_bytes, context.spec))
 
     def _typed_onnx(self, context: BuildContext, options: TensorRTOptions,
                     precision: Precision) -> tuple[Path, dict[str, Any] | None]:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from kubeopt.api.spec import ModelOptimizationSpec
+from kubeopt.worker.errors import BuildFailed
 from kubeopt.worker.frameworks import require
 from kubeopt.worker.runners import Feeds, OnStream, WorkPlace
 
@@ -21,6 +22,8 @@ class TensorRTRunner:
         self.torch = require("torch", "tensorrt")
         self.trt = trt
         self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(engine_bytes)
+        if self.engine is None:  # the documented answer to a plan it cannot read (the logger says why)
+            raise BuildFailed("tensorrt: the engine (model.plan) does not deserialize; see the TensorRT log")
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]

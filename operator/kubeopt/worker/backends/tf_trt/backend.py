@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -111,11 +112,19 @@ class TfTrtBackend:
         except Exception as error:
             raise BuildFailed(f"tf-trt conversion failed: {first_line(error)}") from error
         compile_seconds = time.perf_counter() - started
-        loaded = tf.saved_model.load(str(context.artifact_dir / "saved_model"))
-        runner = TfRunner(tf, loaded.signatures["serving_default"])
         details = {**conversion_params(options, context.target.precision), **converter_kwargs(options),
                    "tensorflow": tf.__version__}
-        return Built(runner, compile_seconds, calibration=provenance, details=details, model_files=("saved_model",))
+        return Built(None, compile_seconds, calibration=provenance, details=details, model_files=("saved_model",))
+
+    def load(self, context: BuildContext, built: Built) -> Built:
+        """The written SavedModel's serving signature, as TensorFlow Serving loads it."""
+        tf = require("tensorflow", self.name.value)
+        try:
+            loaded = tf.saved_model.load(str(context.artifact_dir / "saved_model"))
+            signature = loaded.signatures["serving_default"]
+        except Exception as error:
+            raise BuildFailed(f"tf-trt: the written saved_model does not load back: {first_line(error)}") from error
+        return replace(built, runner=TfRunner(tf, signature))
 
     def _calibration_set(self, context: BuildContext) -> tuple[list[Feeds] | None, dict[str, Any] | None]:
         """int8: the calibration batches and their provenance (TF-TRT's entropy calibrator)."""

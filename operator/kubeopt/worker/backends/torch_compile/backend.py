@@ -16,14 +16,22 @@ into the convolution before it, and conv+bias(+residual)+ReLU run as one cuDNN f
 Compile time is the first call's time at each benchmark batch size. The compiler's caches
 (``torch.compiler.save_cache_artifacts``) are stored with the artifact; the next run of the
 same target loads them first, so it compiles from a warm cache.
+
+What is compiled, validated and timed is the published file, not the object in memory: the
+build writes ``model.pt2``, ``serve.json`` (imports, settings, ``torch.compile`` arguments) and
+``load.py`` (``kubeopt.worker.backends.torch_compile.pt2_load``); ``load`` runs that ``load.py`` on the written files
+as a server would, then compiles the result at each batch size.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import runpy
+import shutil
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -31,7 +39,7 @@ import numpy as np
 from kubeopt.api.spec import BackendName, Precision, TorchCompileOptions
 from kubeopt.worker import calibration
 from kubeopt.worker.backends.base import BuildContext, Built
-from kubeopt.worker.backends.torch_compile import float8, fusion, int8
+from kubeopt.worker.backends.torch_compile import float8, fusion, int8, pt2_load
 from kubeopt.worker.backends.torch_compile.runner import TorchRunner
 from kubeopt.worker.calibration_methods import Tool, calibrator
 from kubeopt.worker.errors import BuildFailed, InvalidSpec, UnsupportedOp, first_line
@@ -40,6 +48,9 @@ from kubeopt.worker.source import Representation
 
 log = logging.getLogger(__name__)
 CACHE_FILE = "compile-cache.bin"
+LOADER_FILE = "load.py"  # pt2_load.py of this package, published beside the model and run to validate it
+# Operator namespaces that torch registers only when a module is imported, and that module.
+OPERATOR_MODULES = {"quantized_decomposed": "torch.ao.quantization.fx._decomposed"}
 STEPS_KEPT = 12
 
 
@@ -104,6 +115,28 @@ def with_rewrite_hint(error: BuildFailed, fused: dict[str, int] | None) -> Build
                        "the graph as exported)")
 
 
+def serve_recipe(torch: Any, context: BuildContext, saved: str, namespaces: set[str], dtype: Any,
+                 frozen: bool) -> dict[str, Any]:
+    """serve.json: what load.py needs to load and compile the saved program as it was measured."""
+    options = context.target.torch_compile or TorchCompileOptions()
+    kwargs = compile_kwargs(options, torch._inductor.list_mode_options)
+    dynamo: dict[str, Any] = {}
+    if options.dynamic is None:
+        # Unset means one static graph per benchmarked batch size: torch's automatic
+        # dynamic shapes would recompile the second size as a slower symbolic graph, and
+        # frozen int8 graphs fail stride guards when recompiled that way (torch 2.15).
+        kwargs["dynamic"] = False
+        dynamo["recompile_limit"] = max(8, 2 * len(context.spec.benchmark.batch_sizes))
+    on_gpu = context.device.startswith("cuda")
+    return {"file": saved, "device": context.device,
+            "imports": sorted({OPERATOR_MODULES[n] for n in namespaces if n in OPERATOR_MODULES}),
+            "dynamo": dynamo,
+            # Freezing folds the quantized weights into constants; Inductor then picks int8 kernels.
+            "inductor": {"freezing": True} if frozen else {},
+            "cudnnBenchmark": options.cudnn_benchmark if on_gpu else None, "channelsLast": options.channels_last,
+            "inputDtype": str(dtype).removeprefix("torch.") if dtype is not None else None, "compile": kwargs}
+
+
 class TorchCompileBackend:
     name: ClassVar[BackendName] = BackendName.TORCH_COMPILE
     consumes: ClassVar[Representation] = Representation.TORCH
@@ -144,39 +177,49 @@ class TorchCompileBackend:
         if options.channels_last:
             module = module.to(memory_format=torch.channels_last)
         fp8_layers = self._to_fp8(torch, module, context) if precision is Precision.FP8 else None
-        if on_gpu:
-            torch.backends.cudnn.benchmark = options.cudnn_benchmark
+        saved, namespaces = self._save(torch, module, context, names, dtype)
+        frozen = precision is Precision.INT8 and not gpu_int8  # PT2E int8: Inductor folds the quantized weights
+        recipe = serve_recipe(torch, context, saved, namespaces, dtype, frozen)
+        (context.artifact_dir / pt2_load.RECIPE).write_text(json.dumps(recipe, indent=2))
+        shutil.copyfile(pt2_load.__file__, context.artifact_dir / LOADER_FILE)
+        settings = {"mode": options.mode, "fullgraph": options.fullgraph, "dynamic": options.dynamic,
+                    "backend": options.backend, "options": options.options, "channelsLast": options.channels_last,
+                    "cudnnBenchmark": options.cudnn_benchmark, "convEpilogueFusion": fused, "fp8Linears": fp8_layers,
+                    "int8": int8_layers, "precision": precision.value, "torch": torch.__version__}
+        return Built(None, 0.0, calibration=provenance, details=settings)
+
+    def load(self, context: BuildContext, built: Built) -> Built:
+        """Load the written program with the published load.py and compile it as a server would,
+        at each benchmark batch size (the compile seconds); the runner runs that compiled program."""
+        torch = require("torch", self.name.value)
+        loader = runpy.run_path(str(context.artifact_dir / LOADER_FILE))
+        recipe = loader["read_recipe"](context.artifact_dir)
+        try:
+            module = loader["load_module"](context.artifact_dir, context.device)
+        except Exception as error:
+            raise BuildFailed(f"the saved {recipe['file']} does not load back: {first_line(error)}") from error
         loading_started = time.perf_counter()
         cache_hit = self._load_cache(torch, context)
         cache_load = time.perf_counter() - loading_started
-        kwargs = compile_kwargs(options, torch._inductor.list_mode_options)
-        if options.dynamic is None:
-            # Unset means one static graph per benchmarked batch size: torch's automatic
-            # dynamic shapes would recompile the second size as a slower symbolic graph, and
-            # frozen int8 graphs fail stride guards when recompiled that way (torch 2.15).
-            kwargs["dynamic"] = False
-            torch._dynamo.config.recompile_limit = max(8, 2 * len(context.spec.benchmark.batch_sizes))
         try:
-            compiled = torch.compile(module, **kwargs)
+            compiled = loader["compile_module"](module, recipe)
         except Exception as error:  # bad backend name or options
             raise InvalidSpec(f"torchCompile: {first_line(error)}") from error
-        runner = TorchRunner(compiled, names, context.device, dtype, options.channels_last)
+        names = [spec.name for spec in context.spec.model.inputs]
+        runner = TorchRunner(compiled, names, context.device, loader["input_dtype"](recipe), recipe["channelsLast"])
         before = compiler_seconds(torch)
         try:
             compile_seconds = self._warm(runner, context) + cache_load
         except BuildFailed as error:
-            raise with_rewrite_hint(error, fused) from error
+            raise with_rewrite_hint(error, built.details.get("convEpilogueFusion")) from error
         phases = phase_breakdown(compile_seconds, before, compiler_seconds(torch), cache_load)
-        self._save(torch, module, context, names, dtype)
-        settings = {"mode": options.mode, "fullgraph": options.fullgraph, "dynamic": options.dynamic,
-                    "backend": options.backend, "options": options.options, "channelsLast": options.channels_last,
-                    "cudnnBenchmark": options.cudnn_benchmark, "convEpilogueFusion": fused, "fp8Linears": fp8_layers,
-                    "int8": int8_layers,
-                    "precision": precision.value, "torch": torch.__version__, "compileSeconds": phases}
+        self._save_cache(torch, context)
+        settings = {**built.details, "compileSeconds": phases}
         (context.artifact_dir / "compile.json").write_text(json.dumps(settings, indent=2))
-        files = [p.name for p in context.artifact_dir.iterdir() if p.name.startswith(("model.", "compile"))]
-        return Built(runner, compile_seconds, cache_hit=cache_hit, calibration=provenance, details=settings,
-                     model_files=tuple(sorted(files)))
+        files = [p.name for p in context.artifact_dir.iterdir()
+                 if p.name.startswith(("model.", "compile")) or p.name in (LOADER_FILE, pt2_load.RECIPE)]
+        return replace(built, runner=runner, compile_seconds=compile_seconds, cache_hit=cache_hit, details=settings,
+                       model_files=tuple(sorted(files)))
 
     def _fuse(self, torch: Any, module: Any, options: TorchCompileOptions,
               context: BuildContext) -> dict[str, int] | None:
@@ -232,8 +275,6 @@ class TorchCompileBackend:
         return replaced
 
     def _quantize(self, torch: Any, module: Any, context: BuildContext, names: list[str]) -> tuple[Any, Any]:
-        # Freezing folds the quantized weights into constants; Inductor then picks int8 kernels.
-        torch._inductor.config.freezing = True
         assert context.spec.calibration is not None
         example = tuple(torch.from_numpy(context.source.example[n]) for n in names)
         settings = context.spec.calibration
@@ -265,14 +306,19 @@ class TorchCompileBackend:
         runner.synchronize()
         return time.perf_counter() - started
 
-    def _save(self, torch: Any, module: Any, context: BuildContext, names: list[str], dtype: Any) -> None:
-        """Store the model as a torch.export program (.pt2) and the compiler's cache beside it."""
+    def _save_cache(self, torch: Any, context: BuildContext) -> None:
+        """Store the compiler's cache beside the model, for the next run of this target."""
         try:
             cache = torch.compiler.save_cache_artifacts()
             if cache is not None:
                 (context.artifact_dir / CACHE_FILE).write_bytes(cache[0])
         except Exception as error:
             log.warning("could not save the compile cache: %s", error)
+
+    def _save(self, torch: Any, module: Any, context: BuildContext, names: list[str],
+              dtype: Any) -> tuple[str, set[str]]:
+        """Store the model as a torch.export program (model.pt2; TorchScript: model.ts); return the
+        file's name and the namespaces of the operators the program holds."""
         example = []
         for name in names:
             tensor = torch.from_numpy(context.source.example[name]).to(context.device)
@@ -286,5 +332,7 @@ class TorchCompileBackend:
         except Exception as error:
             if isinstance(module, torch.jit.ScriptModule):
                 torch.jit.save(module, str(context.artifact_dir / "model.ts"))
-                return
+                return "model.ts", set()
             raise BuildFailed(f"could not save the optimized model: {first_line(error)}") from error
+        return "model.pt2", {node.target.namespace for node in program.graph.nodes
+                             if isinstance(node.target, torch._ops.OpOverload)}
