@@ -88,6 +88,26 @@ def test_a_product_with_sixteen_rows_or_fewer_uses_the_dequantized_weight() -> N
     assert relative_error(module(x), expected) < 0.02
 
 
+def test_a_classifier_with_a_dynamic_batch_serves_batch_1_and_128_from_one_saved_int8_program(
+        tmp_path: Any) -> None:
+    # The head's row count is the batch: branching on it narrowed the exported program to batch
+    # <= 16 (the H200 run of int8-cl-ro failed "Guard failed: x.size()[0] <= 16" at batch 128).
+    torch.manual_seed(0)
+    model = Bottleneck().eval()
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    module = torch.export.export(model, (torch.randn(2, 32, 16, 16),), dynamic_shapes=({0: batch},)).module()
+    fusion.fold_batch_norm(module)
+    assert int8.quantize_matmuls(module).as_dict() == {"linears": 1, "conv1x1": 3}
+
+    program = torch.export.export(module, (torch.randn(2, 32, 16, 16),), dynamic_shapes=({0: batch},))
+    torch.export.save(program, tmp_path / "model.pt2")
+    served = torch.export.load(tmp_path / "model.pt2").module()
+
+    for size in (1, 7, 128):
+        x = torch.randn(size, 32, 16, 16)
+        assert relative_error(served(x), model(x)) < 0.03, size
+
+
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_one_by_one_convolutions_become_int8_gemms_after_batch_norm_folding(channels_last: bool) -> None:
     torch.manual_seed(0)

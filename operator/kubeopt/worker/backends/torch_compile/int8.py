@@ -14,8 +14,10 @@ torchao's ``quantize_`` to find. The scheme is torchao's int8 dynamic-activation
 A 1x1 convolution with no padding is a matrix product over channels: in channels-last memory
 its input is already an [N*H*W, C] matrix. Larger kernels stay fp16 convolutions (cuDNN,
 with ``kubeopt.worker.backends.torch_compile.fusion``'s fused epilogues). Sizes must be multiples of 8 (the int8
-kernels' alignment); products with 16 rows or fewer (a classifier at batch 1) use the
-dequantized weight, since the int8 kernels need more.
+kernels' alignment). The int8 kernels need more than 16 rows: a product whose row count is
+fixed and smaller uses the dequantized weight; one whose row count is dynamic and may be smaller
+(a classifier's batch) gets 16 zero rows appended, so that one exported program serves batch 1
+and batch 128 alike.
 """
 
 from __future__ import annotations
@@ -76,13 +78,25 @@ def quantize_weight(weight: Any) -> tuple[Any, Any]:
 def int8_matmul(rows: Any, weight_int8: Any, weight_scale: Any) -> Any:
     """rows [m, k] @ weight.T in int8 with per-row activation scales; returns rows' dtype."""
     torch = _torch or require("torch", "torch-compile")
+    count = rows.shape[0]
     values = rows.float()
-    if rows.shape[0] < MIN_ROWS:  # shapes are static per compiled graph: this is decided at trace time
+    if isinstance(count, int) and count < MIN_ROWS:  # a static shape (one compiled graph per batch)
         return (values @ (weight_int8.float() * weight_scale.t()).t()).to(rows.dtype)
+    if not _known_true(count >= MIN_ROWS):
+        # A dynamic row count that may be small (a classifier's batch): branching on it would make
+        # torch.export narrow the program's batch range to one side, so that the published .pt2
+        # serves batch 1 or batch 128, not both. Zero rows pad it past the kernel's minimum instead.
+        values = torch.cat([values, values.new_zeros(MIN_ROWS - 1, values.shape[1])])
     scale = values.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / INT8_MAX
     quantized = (values / scale).round().clamp(-INT8_MAX, INT8_MAX).to(torch.int8)
     product = torch._int_mm(quantized, weight_int8.t())
-    return (product.float() * scale * weight_scale).to(rows.dtype)
+    return (product[:count].float() * scale[:count] * weight_scale).to(rows.dtype)
+
+
+def _known_true(condition: Any) -> bool:
+    """Whether a (possibly symbolic) condition holds for every shape, without adding a guard."""
+    torch = _torch or require("torch", "torch-compile")
+    return bool(torch.fx.experimental.symbolic_shapes.statically_known_true(condition))
 
 
 def int8_linear(x: Any, weight_int8: Any, weight_scale: Any, bias: Any) -> Any:
