@@ -20,7 +20,6 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
   export PATH="$PATH:/usr/local/go/bin"
 fi
-export GOFLAGS="${GOFLAGS:-} -p=1"
 
 # module@version path-inside-the-module
 CRDS=(
@@ -46,7 +45,7 @@ out="${KUBEOPT_E2E_BIN:-$HOME/.cache/kubeopt-e2e/bin}/kstatus/$key"
 if [ ! -f "$out/complete" ]; then
   printf '[kstatus/build.sh] building into %s\n' "$out" >&2
   rm -rf "$out.tmp" && mkdir -p "$out.tmp/crds"
-  (cd "$HERE" && CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags "-s -w" -o "$out.tmp/kstatus" .)
+  (cd "$HERE" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out.tmp/kstatus" .)
   for entry in "${CRDS[@]}"; do
     read -r module file <<<"$entry"
     dir="$(cd "$HERE" && go mod download -json "$module" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
@@ -58,7 +57,7 @@ if [ ! -f "$out/complete" ]; then
     chmod u+w "$out.tmp/crds/$(basename "$file")"
   done
   (cd "$HERE/helmrelease-crd" \
-    && CGO_ENABLED=0 nice -n 10 go build -trimpath -o "$out.tmp/controller-gen" sigs.k8s.io/controller-tools/cmd/controller-gen \
+    && CGO_ENABLED=0 go build -trimpath -o "$out.tmp/controller-gen" sigs.k8s.io/controller-tools/cmd/controller-gen \
     && "$out.tmp/controller-gen" crd:crdVersions=v1 paths=github.com/fluxcd/helm-controller/api/v2 \
          output:crd:dir="$out.tmp/crds")
   rm -f "$out.tmp/controller-gen"
