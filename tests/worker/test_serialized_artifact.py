@@ -22,9 +22,9 @@ from onnx import numpy_helper
 from kubeopt.api.load import parse_resource
 from kubeopt.api.reasons import Reason
 from kubeopt.worker.backends.base import BuildContext, Built
-from kubeopt.worker.backends.onnxruntime import OnnxRuntimeBackend
+from kubeopt.worker.backends.onnxruntime.backend import OnnxRuntimeBackend
 from kubeopt.worker.backends.registry import BackendRegistry
-from kubeopt.worker.backends.torch_compile import TorchCompileBackend
+from kubeopt.worker.backends.torch_compile.backend import TorchCompileBackend
 from kubeopt.worker.pipeline import RunSettings, run_optimization
 from kubeopt.worker.runners import Feeds, Runner, WorkPlace
 from tests.conftest import current_run, digits_resource
