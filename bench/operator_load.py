@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import signal
 import sys
 import tempfile
@@ -206,11 +207,12 @@ class Tracker:
 # -- the operator's memory -------------------------------------------------------------------
 
 def rss_kib(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM (the kernel's peak) of ``pid`` in KiB."""
+    """VmRSS, VmHWM (the kernel's peak) and RSS's parts (anonymous: the heap; file: mapped
+    libraries) of ``pid`` in KiB."""
     values: dict[str, int] = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
+        if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
             values[key] = int(rest.split()[0])
     return values
 
@@ -280,6 +282,43 @@ def metric_sum(text: str, name: str) -> float:
                if line.startswith(name + "{") or line.startswith(name + " "))
 
 
+def api_requests(api: client.ApiClient) -> dict[str, float]:
+    """The API server's ``apiserver_request_total``, summed by "VERB resource[/subresource]"
+    (every client: the operator, the bench, the controller manager)."""
+    text = get(api, "/metrics", [], accept="text/plain").data.decode()
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
+        key = f"{labels.get('verb', '?')} {labels.get('resource', '?')}"
+        if labels.get("subresource"):
+            key += "/" + labels["subresource"]
+        counts[key] = counts.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def request_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
+    """Requests served between two ``api_requests`` readings, largest first, watches and gets of
+    /metrics aside."""
+    delta = {k: int(after.get(k, 0) - before.get(k, 0)) for k in after}
+    return dict(sorted(((k, v) for k, v in delta.items() if v > 0 and not k.startswith("WATCH")),
+                       key=lambda kv: -kv[1]))
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User + system CPU seconds each named process has used (children not included)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    seconds: dict[str, float] = {}
+    for name, pid in pids.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seconds[name] = round((int(fields[11]) + int(fields[12])) / tick, 1)
+    return seconds
+
+
 def machine() -> dict[str, Any]:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())
@@ -328,7 +367,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             site = ROOT / "bench" / "tracemalloc_site"
             env.update(KUBEOPT_TRACEMALLOC_DUMP=str(dump),
                        PYTHONPATH=f"{site}:{os.environ.get('PYTHONPATH', '')}".rstrip(":"))
-        operator = OperatorProcess(account, work / "operator.log", env=env)
+        operator = OperatorProcess(account, work / "operator.log", env=env, module=args.operator_module)
         operator.start()
         stack.append(operator)
         pid = operator.pid
@@ -346,8 +385,11 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                                extra_env={"LOAD_WORKER_CACHE": str(work / "summaries")}).start()
             stack.append(node)
         time.sleep(args.idle_seconds)  # the operator's first listings are done and its heap is warm
-        idle = rss_kib(pid)["VmRSS"]
+        idle_rss = rss_kib(pid)
+        idle = idle_rss["VmRSS"]
         load_before = load_average()
+        processes = {**plane.pids(), "operator": pid, "bench": os.getpid()}
+        cpu_before, requests_before = cpu_seconds(processes), api_requests(api)
         t0 = time.monotonic()
         sampler = RssSampler(pid, t0)
         sampler.start()
@@ -360,6 +402,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         tracker.rejudge()
         settled_rss = rss_kib(pid)
         sampler.stop.set()
+        cpu_after, requests = cpu_seconds(processes), request_delta(requests_before, api_requests(api))
         if args.tracemalloc:
             os.kill(pid, signal.SIGUSR1)
             wait_for("tracemalloc dump", lambda: dump.exists() and dump.stat().st_size > 0, 300)
@@ -378,8 +421,15 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             **seen,
             "rss_mb": {"idle": round(idle / 1024, 1), "peak": round(max(sampler.peak_kib, idle) / 1024, 1),
                        "peak_hwm": round(settled_rss["VmHWM"] / 1024, 1),
-                       "settled": round(settled_rss["VmRSS"] / 1024, 1)},
+                       "settled": round(settled_rss["VmRSS"] / 1024, 1),
+                       "idle_anon_file": [round(idle_rss.get(k, 0) / 1024, 1) for k in ("RssAnon", "RssFile")],
+                       "settled_anon_file": [round(settled_rss.get(k, 0) / 1024, 1) for k in ("RssAnon", "RssFile")]},
             "reconcile_errors": metric_sum(metrics, "kubeopt_reconcile_errors_total"),
+            # What the burst cost, until settled: CPU seconds per process, API requests by kind
+            # (every client's; the bench's own are the resources' POSTs and its watches).
+            "cpu_s": {k: round(cpu_after.get(k, v) - v, 1) for k, v in cpu_before.items()},
+            "api_requests": requests,
+            "api_requests_per_resource": round(sum(requests.values()) / args.resources, 2),
             "jobs_created_metric": jobs_created_metric,
             "events": {"job_created_expected": seen["jobs"], "job_created_held": events,
                        "lost": max(0, seen["jobs"] - events)},
@@ -407,6 +457,9 @@ def table(result: dict[str, Any]) -> str:
         ("duplicates", result["duplicates"]),
         ("RSS MB idle/peak/settled", "{idle}/{peak}/{settled} (hwm {peak_hwm})".format(**result["rss_mb"])),
         ("reconcile errors", result["reconcile_errors"]),
+        ("CPU s during the burst", result["cpu_s"]),
+        ("API requests per resource", result["api_requests_per_resource"]),
+        ("API requests", dict(list(result["api_requests"].items())[:8])),
         ("lost Events (held/expected)",
          "{lost} ({job_created_held}/{job_created_expected})".format(**result["events"])),
         ("target phases", result["target_phases"]),
@@ -428,6 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle-seconds", type=float, default=15.0)
     parser.add_argument("--operator-env", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--tracemalloc", action="store_true")
+    parser.add_argument("--operator-module", help="run `python -m MODULE operator` from this checkout instead of the "
+                        "operator image (kubeopt.cli; for --tracemalloc and object dumps)")
     parser.add_argument("--out", type=Path, help="result file (default: bench/results/operator_load_...json)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="kubeopt-load-") as work:

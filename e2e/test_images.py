@@ -35,6 +35,36 @@ print(json.dumps({"uid": os.getuid(), "gid": os.getgid(), "root_writable": writa
                   "modules": {m: importlib.util.find_spec(m) is not None for m in %r}}))
 """
 
+# Python's own acceptance rule for a cached module (importlib._bootstrap_external): a timestamp pyc
+# is used only while the source's mtime and size match its header; a hash-based one, unchecked or
+# with a matching source hash. A rejected pyc means the module is compiled again in every process.
+BYTECODE_PROBE = """
+import importlib.util, json, os, struct, sys, sysconfig
+roots = sorted({sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib")})
+checked, rejected = 0, []
+for root in roots:
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            source = os.path.join(folder, name)
+            cached = importlib.util.cache_from_source(source)
+            if not os.path.exists(cached):
+                continue  # never imported from a cache here (scripts, templates, files that do not compile)
+            checked += 1
+            header = open(cached, "rb").read(16)
+            flags, stamp, size = struct.unpack("<III", header[4:16])
+            if flags & 1:
+                good = not flags & 2 or header[8:16] == importlib.util.source_hash(open(source, "rb").read())
+            else:
+                st = os.stat(source)
+                good = stamp == int(st.st_mtime) & 0xFFFFFFFF and size == st.st_size & 0xFFFFFFFF
+            if not good:
+                rejected.append(source)
+print(json.dumps({"roots": roots, "checked": checked, "rejected": len(rejected), "examples": rejected[:5]}))
+"""
+
 
 def probe(image: str, tmp_path: Path, modules: tuple[str, ...]) -> dict[str, object]:
     """What a pod of the chart's shape finds in ``image``: 65532, read-only root, /tmp an emptyDir."""
@@ -70,6 +100,20 @@ def test_the_cpu_worker_image_has_onnxruntime_and_its_kubeopt_run_answers(tmp_pa
     assert found["modules"] == {"onnxruntime": True, "onnx": True, "numpy": True, "boto3": True, "torch": False,
                                 "tensorflow": False}
     assert help_text.returncode == 0 and "--termination-log" in help_text.stdout, help_text.stdout
+
+
+@pytest.mark.parametrize("name", ["operator", "worker-onnxruntime"])
+def test_every_cached_module_in_the_image_is_one_python_accepts_so_nothing_is_compiled_at_start(
+        name: str, tmp_path: Path) -> None:
+    container = Container(image=image_ref(name), command=["python3", "-c", BYTECODE_PROBE], user="65532:65532",
+                          read_only_root=True)
+
+    result = run_in_image(container, tmp_path / "container")
+
+    assert result.returncode == 0, result.stdout
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["checked"] > 1000, found  # the site-packages' and the standard library's
+    assert found["rejected"] == 0, found
 
 
 def test_the_images_carry_their_source_version_and_revision() -> None:

@@ -327,6 +327,10 @@ class ControlPlane:
 
         wait_until("kube-controller-manager /healthz", healthy, process=proc, timeout=self.startup_timeout)
 
+    def pids(self) -> dict[str, int]:
+        """Each running component's process id, by name (the load bench weighs their CPU)."""
+        return {p.name: p.popen.pid for p in self._processes}
+
     # -- helpers --------------------------------------------------------------------------
 
     def _component(self, name: str) -> Process | None:

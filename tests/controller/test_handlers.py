@@ -14,8 +14,10 @@ from kubeopt.controller.handlers import (
     GIVE_UP_AFTER,
     RETRY_SECONDS,
     Retries,
+    WorkQueue,
     _view,
     job_uid,
+    needs_reconcile,
     pod_key,
     register,
     resource_uid,
@@ -136,57 +138,92 @@ def test_errors_other_than_429_carry_no_retry_after() -> None:
     assert retry_after(RuntimeError("bug")) is None
 
 
-def test_a_marked_resource_wakes_its_waiting_daemon_until_done() -> None:
-    async def scenario() -> tuple[bool, bool, bool, int, int]:
-        retries = Retries()
-        waiter = asyncio.ensure_future(retries.wait("u1"))
-        await asyncio.sleep(0)
-        idle = waiter.done()
-        retries.mark("u1")
-        await asyncio.wait_for(waiter, 1)
-        first, second = retries.failed("u1"), retries.failed("u1")
-        retries.done("u1")
-        return idle, retries.pending("u1"), retries.pending("u2"), first, second
+def test_a_429_is_retried_after_the_servers_delay_however_often_it_comes() -> None:
+    retries = Retries()
 
-    idle, pending_after_done, other_pending, first, second = asyncio.run(scenario())
+    delays = [retries.after(UID, _throttled({"Retry-After": "3"})) for _ in range(3 * GIVE_UP_AFTER)]
 
-    assert not idle
-    assert not pending_after_done and not other_pending
-    assert (first, second) == (1, 2)
+    assert delays == [3.0] * (3 * GIVE_UP_AFTER)
 
 
-def test_a_forgotten_resource_leaves_no_retry_state() -> None:
-    async def scenario() -> Retries:
-        retries = Retries()
-        retries.mark("u1")
-        retries.failed("u1")
-        retries.forget("u1")
-        return retries
+def test_other_failures_are_retried_every_retry_seconds_then_left_to_the_next_change() -> None:
+    retries = Retries()
+    error = RuntimeError("no route to the API server")
 
-    retries = asyncio.run(scenario())
+    delays = [retries.after(UID, error) for _ in range(GIVE_UP_AFTER)]
+    after_giving_up = retries.after(UID, error)
 
-    assert not retries.pending("u1")
-    assert retries.failed("u1") == 1
+    assert delays == [RETRY_SECONDS] * (GIVE_UP_AFTER - 1) + [None]
+    assert after_giving_up == RETRY_SECONDS  # the next change starts a new count
+    assert retries.after("another", error) == RETRY_SECONDS  # counted per resource
 
 
-class _Stopped:
-    """What kopf hands a daemon as ``stopped``: false until kopf stops it."""
+def test_a_success_or_a_deletion_clears_the_count_of_failures() -> None:
+    retries = Retries()
+    error = RuntimeError("no route to the API server")
+    for _ in range(GIVE_UP_AFTER - 1):
+        retries.after(UID, error)
 
-    def __init__(self) -> None:
-        self.flag = False
+    retries.succeeded(UID)
+    retries.after("gone", error)
+    retries.forget("gone")
 
-    def __bool__(self) -> bool:
-        return self.flag
+    assert retries.after(UID, error) == RETRY_SECONDS
+    assert len(retries) == 1
+
+
+def test_a_delayed_retry_comes_back_once_and_a_cancelled_one_never() -> None:
+    async def scenario() -> tuple[list[str], bool, bool]:
+        seen: list[str] = []
+
+        async def work(uid: str) -> None:
+            seen.append(uid)
+
+        queue = WorkQueue(2, work)
+        queue.add("first")  # starts the workers
+        queue.add_later("retried", 0.05)
+        queue.add_later("retried", 0.05)  # replaces, does not double
+        queue.add_later("cancelled", 0.05)
+        waiting = queue.waiting("retried")
+        queue.cancel_later("cancelled")
+        await asyncio.sleep(0.2)
+        await queue.join()
+        still_waiting = queue.waiting("retried")
+        await queue.stop()
+        return seen, waiting, still_waiting
+
+    seen, waiting, still_waiting = asyncio.run(scenario())
+
+    assert sorted(seen) == ["first", "retried"]
+    assert waiting and not still_waiting
+
+
+@pytest.mark.parametrize(("event_type", "metadata", "status", "expected"), [
+    (None, {"generation": 3}, {"observedGeneration": 3}, True),  # listed when the operator starts
+    ("ADDED", {"generation": 1}, {"observedGeneration": 0}, True),
+    ("MODIFIED", {"generation": 2}, {"observedGeneration": 1}, True),  # the spec changed
+    ("MODIFIED", {"generation": 2}, {}, True),
+    ("MODIFIED", {"generation": 2}, {"observedGeneration": 2}, False),  # our own status write
+    ("MODIFIED", {"generation": 2, "deletionTimestamp": "2026-11-30T00:00:00Z"}, {"observedGeneration": 1}, False),
+    (None, {"generation": 2, "deletionTimestamp": "2026-11-30T00:00:00Z"}, {}, False),
+])
+def test_a_resource_event_asks_for_a_reconcile_only_when_listed_created_or_of_an_unobserved_generation(
+        event_type: str | None, metadata: dict[str, Any], status: dict[str, Any], expected: bool) -> None:
+    assert needs_reconcile(event_type, {"metadata": metadata, "status": status}) is expected
 
 
 class _Cluster:
-    """Refuses status writes with ``refusal`` until it is None; records what got through."""
+    """Refuses status writes with ``refusal`` ``times`` times; records what got through."""
 
-    def __init__(self, refusal: Exception | None) -> None:
+    def __init__(self, refusal: Exception | None, times: int = 1_000_000) -> None:
         self.refusal = refusal
+        self.times = times
         self.statuses: list[dict[str, Any]] = []
+        self.events: list[str] = []
+        self.jobs: list[str] = []
 
     def create_job(self, owner_body: Any, job: dict[str, Any]) -> bool:
+        self.jobs.append(job["metadata"]["name"])
         return True
 
     def delete_job(self, namespace: str, name: str) -> None: ...
@@ -194,84 +231,78 @@ class _Cluster:
     def patch_job(self, namespace: str, name: str, spec: dict[str, Any]) -> None: ...
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        if self.refusal is not None:
+        if self.refusal is not None and self.times > 0:
+            self.times -= 1
             raise self.refusal
         self.statuses.append(status)
 
-    def event(self, body: Any, reason: str, message: str, warning: bool = False) -> None: ...
+    def event(self, body: Any, reason: str, message: str, warning: bool = False) -> None:
+        self.events.append(f"{reason}: {message}")
 
 
-def _retry_daemon(refusal: Exception | None) -> tuple[Any, Retries, _Cluster, CollectorRegistry, dict[str, Any]]:
-    cluster, metrics_registry, retries = _Cluster(refusal), CollectorRegistry(), Retries()
+def _registered(cluster: _Cluster) -> tuple[Any, CollectorRegistry, dict[str, Any]]:
+    """The resource event handler of a registry built by ``register``, and a listed resource's kwargs."""
+    metrics_registry = CollectorRegistry()
     registry = kopf.OperatorRegistry()
-    register(registry, Reconciler(OperatorSettings(), Metrics(metrics_registry), cluster, now=lambda: "now"), retries)
-    daemon = next(h.fn for h in registry._spawning.get_all_handlers() if h.id == "retry")
+    register(registry, Reconciler(OperatorSettings(), Metrics(metrics_registry), cluster, now=lambda: "now"))
+    handler = next(h.fn for h in registry._watching.get_all_handlers() if h.id == "resource_changed")
     body = {"metadata": {"name": "digits", "namespace": "ml", "uid": UID, "generation": 1}, "spec": spec_dict()}
-    kwargs = {"uid": UID, "namespace": "ml", "stopped": _Stopped(), "mopt_index": {UID: [body]}, "job_index": {},
-              "pod_index": {}}
-    return daemon, retries, cluster, metrics_registry, kwargs
+    kwargs = {"type": None, "uid": UID, "name": "digits", "namespace": "ml", "body": body,
+              "mopt_index": {UID: [body]}, "job_index": {}, "pod_index": {}, "legacy_job_index": {}}
+    return handler, metrics_registry, kwargs
 
 
-def test_a_throttled_retry_raises_kopfs_temporary_error_with_the_servers_retry_after_and_stays_pending() -> None:
-    daemon, retries, cluster, metrics, kwargs = _retry_daemon(_throttled({"Retry-After": "3"}))
-
-    async def scenario() -> kopf.TemporaryError:
-        retries.mark(UID)
-        with pytest.raises(kopf.TemporaryError) as caught:
-            await daemon(**kwargs)
-        return caught.value
-
-    error = asyncio.run(scenario())
-
-    assert error.delay == 3.0
-    assert retries.pending(UID)
-    assert cluster.statuses == []
-    assert metrics.get_sample_value("kubeopt_reconcile_retries_total", {"namespace": "ml", "cause": "throttled"}) == 1
+def _until(condition: Any, seconds: float) -> Any:
+    async def wait() -> None:
+        for _ in range(int(seconds / 0.02)):
+            if condition():
+                return
+            await asyncio.sleep(0.02)
+    return wait()
 
 
-def test_a_retry_that_succeeds_clears_the_mark_and_the_daemon_ends_quietly_when_kopf_stops_it() -> None:
-    daemon, retries, cluster, _, kwargs = _retry_daemon(None)
+def test_a_throttled_reconcile_is_queued_again_after_retry_after_and_announces_each_transition_once() -> None:
+    cluster = _Cluster(_throttled({"Retry-After": "1"}), times=2)
+    handler, metrics, kwargs = _registered(cluster)
 
-    async def scenario() -> None:
-        retries.mark(UID)
-        task = asyncio.ensure_future(daemon(**kwargs))
-        for _ in range(200):
-            if cluster.statuses:
-                break
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.01)
-        kwargs["stopped"].flag = True
-        task.cancel()  # what kopf does to an async daemon once its stop flag is set
-        await asyncio.wait_for(task, 1)  # returns instead of raising CancelledError
+    async def scenario() -> float:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await handler(**kwargs)
+        await _until(lambda: cluster.statuses, 10)
+        return loop.time() - started
 
-    asyncio.run(scenario())
+    took = asyncio.run(scenario())
 
     assert len(cluster.statuses) == 1
-    assert not retries.pending(UID)
+    assert took >= 2.0  # two refusals, each waited out for its Retry-After
+    assert metrics.get_sample_value("kubeopt_reconcile_retries_total", {"namespace": "ml", "cause": "throttled"}) == 2
+    job_created = [e for e in cluster.events if e.startswith("JobCreated")]
+    assert len(cluster.jobs) == len(set(cluster.jobs)) == len(job_created) == 1  # parallelism 1: created once
+    assert len([e for e in cluster.events if e.startswith("Pending")]) == 1
 
 
-def test_other_failures_are_retried_then_left_to_the_next_change() -> None:
-    daemon, retries, cluster, metrics, kwargs = _retry_daemon(RuntimeError("no route to the API server"))
+def test_other_failures_are_retried_then_the_resource_waits_for_its_next_change(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("kubeopt.controller.handlers.RETRY_SECONDS", 0.05)
+    cluster = _Cluster(RuntimeError("no route to the API server"))
+    handler, metrics, kwargs = _registered(cluster)
 
-    async def scenario() -> int:
-        retries.mark(UID)
-        raised = 0
-        for _ in range(GIVE_UP_AFTER - 1):
-            with pytest.raises(kopf.TemporaryError):
-                await daemon(**kwargs)
-            raised += 1
-        task = asyncio.ensure_future(daemon(**kwargs))  # the last failure gives up and waits for a mark
-        await asyncio.sleep(0.2)
-        assert not task.done()
-        kwargs["stopped"].flag = True
-        task.cancel()
-        await asyncio.wait_for(task, 1)
-        return raised
+    def errors() -> float | None:
+        return metrics.get_sample_value("kubeopt_reconcile_retries_total", {"namespace": "ml", "cause": "error"})
 
-    raised = asyncio.run(scenario())
+    async def scenario() -> tuple[float | None, float | None]:
+        await handler(**kwargs)
+        await _until(lambda: errors() == GIVE_UP_AFTER, 5)
+        await asyncio.sleep(0.3)  # nothing more comes
+        given_up = errors()
+        cluster.times = 0  # the API server is back; the next change reconciles
+        await handler(**{**kwargs, "type": "MODIFIED"})  # a change of an unobserved generation
+        await _until(lambda: cluster.statuses, 5)
+        return given_up, errors()
 
-    assert raised == GIVE_UP_AFTER - 1
-    assert cluster.statuses == []
-    assert not retries.pending(UID)
-    assert metrics.get_sample_value("kubeopt_reconcile_retries_total", {"namespace": "ml", "cause": "error"}) == \
-        GIVE_UP_AFTER
+    given_up, after_the_change = asyncio.run(scenario())
+
+    assert given_up == GIVE_UP_AFTER
+    assert after_the_change == GIVE_UP_AFTER
+    assert len(cluster.statuses) == 1

@@ -135,7 +135,7 @@ def test_optimizations_are_counted_by_phase() -> None:
     registry = CollectorRegistry()
     metrics = Metrics(registry)
 
-    metrics.set_phases(["Running", "Running", "Succeeded"])
+    metrics.set_phases({"Running": 2, "Succeeded": 1})
 
     assert registry.get_sample_value("kubeopt_optimizations", {"phase": "Running"}) == 2
     assert registry.get_sample_value("kubeopt_optimizations", {"phase": "Failed"}) == 0

@@ -106,6 +106,31 @@ def test_finished_jobs_make_the_resource_ready_with_a_best_target_and_metrics() 
     assert any(reason == "TargetFailed" and warning for reason, _, warning in cluster.events)
 
 
+def test_the_by_phase_gauge_moves_each_resource_as_its_phase_changes_and_drops_it_when_deleted() -> None:
+    reconciler, _, registry = _reconciler()
+    o = owner()
+    names = expected_names(o, parsed(o))
+    finished = [job(names["ort-fp32"], conditions=[cond("Complete")], succeeded=1),
+                job(names["trt-fp16"], conditions=[cond("Complete")], succeeded=1)]
+    pods = {n: [pod(exit_code=0, message=summary_text(t, speedup=2.0))] for t, n in names.items()}
+
+    def by_phase() -> dict[str, float | None]:
+        return {p: registry.get_sample_value("kubeopt_optimizations", {"phase": p})
+                for p in ("Pending", "Succeeded")}
+
+    reconciler.reconcile("u1", lambda: View(body=_body(), jobs=[], pods_by_job={}))
+    other = {**_body(), "metadata": {**_body()["metadata"], "name": "other", "uid": "u2"}}
+    reconciler.reconcile("u2", lambda: View(body=other, jobs=[], pods_by_job={}))
+    both_pending = by_phase()
+    reconciler.reconcile("u1", lambda: View(body=_body(), jobs=finished, pods_by_job=pods))
+    one_succeeded = by_phase()
+    reconciler.forget("u1", "ml", "digits")
+
+    assert both_pending == {"Pending": 2, "Succeeded": 0}
+    assert one_succeeded == {"Pending": 1, "Succeeded": 1}
+    assert by_phase() == {"Pending": 1, "Succeeded": 0}
+
+
 def test_an_unchanged_status_is_not_written_again() -> None:
     reconciler, cluster, _ = _reconciler()
     view = View(body=_body(), jobs=[], pods_by_job={})
@@ -173,6 +198,16 @@ def test_a_resource_gone_from_the_index_is_left_alone() -> None:
     reconciler.reconcile("u1", lambda: None)
 
     assert cluster.statuses == [] and cluster.created == []
+
+
+def test_a_resource_being_deleted_gets_no_new_job_no_status_and_no_event() -> None:
+    reconciler, cluster, _ = _reconciler()
+    body = _body()
+    body["metadata"]["deletionTimestamp"] = "2026-11-30T00:00:00Z"  # a foreground deletion waits for its Jobs
+
+    reconciler.reconcile("u1", lambda: View(body=body, jobs=[], pods_by_job={}))
+
+    assert cluster.created == [] and cluster.statuses == [] and cluster.events == []
 
 
 def _conditions(status: dict[str, Any]) -> dict[str, tuple[str, str, int]]:

@@ -8,16 +8,19 @@ found by its owner reference; its pods by their Job's owner reference (a fourth,
 maps such Jobs to their resource). A name is never read back from a label: the human label
 holds a shortened form of a long name.
 
-A change of the resource (create, update, resume) or of one of its Jobs or pods queues that
-resource for a reconcile (``WorkQueue``: once however many changes, 16 at a time); its deletion
-drops its metric series. Every retry goes through kopf: a failed
-reconcile, whatever triggered it, marks the resource for its ``retry`` daemon, which re-runs it
-and raises ``kopf.TemporaryError`` until it succeeds, with the server's Retry-After as the delay
-on a 429, so kopf calls it again after that delay. One retry loop per resource keeps a throttled
-API server's load down. Events are therefore always posted from kopf's context. The daemon is
-an asyncio task that awaits its mark and costs no CPU while nothing is pending; like every kopf
-daemon it puts kopf's finalizer on the resource. Handlers are registered on a registry passed
-in, never the global one.
+Every handler is a watch-event handler that queues the resource's UID for a reconcile
+(``WorkQueue``: once however many changes, 16 at a time): the resource when it is listed,
+created or given a generation its status has not observed, its Jobs and pods on every change;
+its deletion drops its metric series. kopf's change handlers (create, update, resume) are not
+used: they cost a PATCH of kopf's last-handled-configuration annotation per resource, and
+change detection is the generation's job. A failed reconcile, whatever triggered it, is queued
+again after a delay (``Retries``): the server's Retry-After on a 429, however often; otherwise
+every RETRY_SECONDS until GIVE_UP_AFTER failures in a row, then it waits for the next change.
+Retries run in the queue's tasks, which kopf's handler context created, so the Events they post
+are posted like any other. There is no kopf daemon and so no finalizer: a daemon per resource
+kept kopf's live copy of each whole body (about 29 KiB a resource at 1,000) and put a finalizer
+on each (one more PATCH); an older operator's finalizer is removed by kopf on the resource's
+next event. Handlers are registered on a registry passed in, never the global one.
 """
 
 from __future__ import annotations
@@ -110,6 +113,20 @@ def _namespace(uid: Key, indexes: Mapping[str, Any]) -> str:
     return str(records[0]["metadata"].get("namespace", "")) if records else ""
 
 
+def needs_reconcile(event_type: str | None, body: Mapping[str, Any]) -> bool:
+    """Whether a watch event of a resource asks for a reconcile: listed (the operator started),
+    created, or a generation its status has not observed (the spec changed); never while it is
+    being deleted. The operator's own status writes, and edits of labels or annotations, change
+    no generation and ask nothing."""
+    if (body.get("metadata") or {}).get("deletionTimestamp"):
+        return False  # being deleted: the garbage collector takes its Jobs
+    if event_type in (None, "ADDED"):
+        return True
+    generation = body.get("metadata", {}).get("generation")
+    observed = (body.get("status") or {}).get("observedGeneration")
+    return generation is None or generation != observed
+
+
 def retry_after(error: BaseException) -> float | None:
     """Seconds the API server asked to wait (429 Too Many Requests), else None."""
     if not isinstance(error, ApiException) or error.status != 429:
@@ -122,43 +139,39 @@ def retry_after(error: BaseException) -> float | None:
 
 
 class Retries:
-    """Resources whose reconcile after a Job or pod change failed, one wake-up per resource for
-    its ``retry`` daemon, and how often its retries failed. Used only from the event loop's
-    thread (async handlers)."""
+    """Failed reconciles in a row per resource, and when to try each again. Used only from the
+    event loop's thread."""
 
     def __init__(self) -> None:
-        self._marks: dict[Key, asyncio.Event] = {}
         self._failures: dict[Key, int] = {}
 
-    def mark(self, uid: Key) -> None:
-        self._marks.setdefault(uid, asyncio.Event()).set()
+    def after(self, uid: Key, error: BaseException) -> float | None:
+        """Seconds until the next attempt after ``error``, or None: give up until the next change.
 
-    def pending(self, uid: Key) -> bool:
-        mark = self._marks.get(uid)
-        return mark is not None and mark.is_set()
+        A 429 is retried however often, each time after the server's Retry-After (throttling
+        passes; a throttled server sees one retry per resource per Retry-After). Anything else is
+        retried every RETRY_SECONDS until it failed GIVE_UP_AFTER times in a row."""
+        delay = retry_after(error)
+        if delay is not None:
+            return delay
+        failures = self._failures[uid] = self._failures.get(uid, 0) + 1
+        if failures >= GIVE_UP_AFTER:
+            del self._failures[uid]
+            return None
+        return float(RETRY_SECONDS)
 
-    def failed(self, uid: Key) -> int:
-        """Count a failed retry; returns how many failed in a row."""
-        self._failures[uid] = self._failures.get(uid, 0) + 1
-        return self._failures[uid]
-
-    def done(self, uid: Key) -> None:
-        self._failures.pop(uid, None)
-        mark = self._marks.get(uid)
-        if mark is not None:
-            mark.clear()
-
-    def forget(self, uid: Key) -> None:
-        self._marks.pop(uid, None)
+    def succeeded(self, uid: Key) -> None:
         self._failures.pop(uid, None)
 
-    async def wait(self, uid: Key) -> None:
-        """Return once ``uid`` is marked; kopf cancels the waiting daemon when it stops."""
-        await self._marks.setdefault(uid, asyncio.Event()).wait()
+    forget = succeeded
+
+    def __len__(self) -> int:
+        return len(self._failures)
 
 
 class WorkQueue:
-    """Resources waiting for a reconcile, each at most once, drained by a fixed number of tasks.
+    """Resources waiting for a reconcile, each at most once, drained by a fixed number of tasks;
+    a failed one comes back after a delay (``add_later``).
 
     A handler only adds the resource's UID and returns, so kopf's worker for the Job, pod or
     resource that changed ends at once and lets go of that object's body. Handlers that awaited
@@ -168,13 +181,15 @@ class WorkQueue:
     turn are one reconcile (it reads the watches' indexes, which are current by then).
 
     The tasks are created by the first ``add``, in that handler's context, so they carry kopf's
-    context (the Events the reconciler posts need it) like every handler does."""
+    context (the Events the reconciler posts need it) like every handler does; a delayed retry
+    runs in those same tasks, so its Events are posted like any other."""
 
     def __init__(self, workers: int, work: Callable[[Key], Awaitable[None]]) -> None:
         self._workers = workers
         self._work = work
         self._queue: asyncio.Queue[Key] = asyncio.Queue()
         self._queued: set[Key] = set()
+        self._later: dict[Key, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     def add(self, uid: Key) -> None:
@@ -185,6 +200,25 @@ class WorkQueue:
             self._queued.add(uid)
             self._queue.put_nowait(uid)
 
+    def add_later(self, uid: Key, seconds: float) -> None:
+        """Queue ``uid`` in ``seconds`` (a retry); replaces a retry already waiting for it."""
+        self.cancel_later(uid)
+        self._later[uid] = asyncio.get_running_loop().call_later(seconds, self._due, uid)
+
+    def cancel_later(self, uid: Key) -> None:
+        """Drop the retry waiting for ``uid`` (it was reconciled since, or it is gone)."""
+        handle = self._later.pop(uid, None)
+        if handle is not None:
+            handle.cancel()
+
+    def waiting(self, uid: Key) -> bool:
+        """Whether a retry of ``uid`` is waiting for its time."""
+        return uid in self._later
+
+    def _due(self, uid: Key) -> None:
+        del self._later[uid]
+        self.add(uid)
+
     def __len__(self) -> int:
         return len(self._queued)
 
@@ -193,6 +227,9 @@ class WorkQueue:
         await self._queue.join()
 
     async def stop(self) -> None:
+        for handle in self._later.values():
+            handle.cancel()
+        self._later.clear()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -204,7 +241,7 @@ class WorkQueue:
             self._queued.discard(uid)  # a change from now on queues it again
             try:
                 await self._work(uid)
-            except Exception:  # _work marks failures for the retry daemon; never lose a worker
+            except Exception:  # _work schedules its own retries; never lose a worker
                 log.exception("reconcile worker: unexpected failure for resource %s", uid)
             finally:
                 self._queue.task_done()
@@ -264,35 +301,36 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, retries: R
         reconciler.reconcile(uid, lambda: _view(uid, indexes["mopt_index"], indexes["job_index"],
                                                 indexes["pod_index"]))
 
-    def checked(uid: Key, indexes: Mapping[str, Any]) -> None:
-        """``run``; a failure is counted (kopf retries it), a 429 becomes kopf's TemporaryError
-        carrying the server's delay."""
+    def counted(uid: Key, indexes: Mapping[str, Any]) -> None:
+        """``run``; a failure is counted by its cause before it is retried."""
         try:
             run(uid, indexes)
         except Exception as error:
-            delay = retry_after(error)
-            cause = "error" if delay is None else "throttled"
+            cause = "error" if retry_after(error) is None else "throttled"
             reconciler.metrics.reconcile_retries.labels(namespace=_namespace(uid, indexes), cause=cause).inc()
-            if delay is None:
-                raise
-            raise kopf.TemporaryError(f"the API server is throttling writes (429); retrying in {delay:g}s",
-                                      delay=delay) from error
+            raise
 
     live_indexes: dict[str, Any] = {}  # kopf's indexes (live views), as the first handler got them
 
-    async def reconcile_or_mark(uid: Key) -> None:
-        """Reconcile now; on failure, leave it to the resource's retry daemon (one retry loop per
-        resource, whatever the trigger, so a throttled API server sees one retry per Retry-After)."""
+    async def reconcile_or_retry(uid: Key) -> None:
+        """Reconcile now; on failure, queue it again after the delay ``marks`` gives (one retry
+        waiting per resource, whatever triggered it)."""
         try:
-            await pool.run(functools.partial(checked, uid, live_indexes))
+            await pool.run(functools.partial(counted, uid, live_indexes))
         except Exception as error:
-            log.warning("reconciling resource %s failed (%s: %s); its retry daemon tries again", uid,
-                        type(error).__name__, error)
-            marks.mark(uid)
+            delay = marks.after(uid, error)
+            if delay is None:
+                log.error("reconciling resource %s failed %d times in a row (%s: %s); waiting for its next "
+                          "change", uid, GIVE_UP_AFTER, type(error).__name__, error)
+                return
+            log.warning("reconciling resource %s failed (%s: %s); retrying in %gs", uid, type(error).__name__,
+                        error, delay)
+            queue.add_later(uid, delay)
         else:
-            marks.done(uid)  # up to date: a pending retry has nothing left to do
+            marks.succeeded(uid)
+            queue.cancel_later(uid)  # up to date: a waiting retry has nothing left to do
 
-    queue = WorkQueue(RECONCILE_WORKERS, reconcile_or_mark)
+    queue = WorkQueue(RECONCILE_WORKERS, reconcile_or_retry)
 
     def enqueue(uid: Key | None, kwargs: Mapping[str, Any]) -> None:
         if not live_indexes:
@@ -304,21 +342,17 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, retries: R
     async def stop_queue(**_: Any) -> None:
         await queue.stop()
 
-    @kopf.on.resume(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
-    @kopf.on.create(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
-    @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", id="reconcile", registry=registry)
-    async def on_change(**kwargs: Any) -> None:
-        enqueue(str(kwargs["uid"]), kwargs)
-
-    # kopf's finalizer (for the retry daemon) only holds the resource until its daemon stopped:
-    # Jobs go through their owner references (garbage collector) and artifacts stay, so the
-    # operator forgets the resource once the watch reports it gone.
-    @kopf.on.event(GROUP, VERSION, PLURAL, id="forget", registry=registry)
-    async def on_gone(**kwargs: Any) -> None:
+    @kopf.on.event(GROUP, VERSION, PLURAL, id="resource_changed", registry=registry)
+    async def on_resource(**kwargs: Any) -> None:
+        uid = str(kwargs["uid"])
         if kwargs["type"] == "DELETED":
-            marks.forget(str(kwargs["uid"]))
-            await pool.run(functools.partial(
-                reconciler.forget, str(kwargs["uid"]), kwargs["namespace"], kwargs["name"]))
+            # Jobs go through their owner references (garbage collector) and artifacts stay, so
+            # the operator only forgets the resource.
+            marks.forget(uid)
+            queue.cancel_later(uid)
+            await pool.run(functools.partial(reconciler.forget, uid, kwargs["namespace"], kwargs["name"]))
+        elif needs_reconcile(kwargs["type"], kwargs["body"]):
+            enqueue(uid, kwargs)
 
     @kopf.on.event("batch", "v1", "jobs", labels=OWNED, id="job_changed", registry=registry)
     async def on_job(**kwargs: Any) -> None:
@@ -331,32 +365,3 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, retries: R
             owner = job_uid(kwargs["body"])
             uid = next(iter(kwargs["legacy_job_index"].get(owner, ())), None) if owner else None
         enqueue(uid, kwargs)
-
-    @kopf.daemon(GROUP, VERSION, PLURAL, id="retry", backoff=RETRY_SECONDS, cancellation_timeout=CANCEL_SECONDS,
-                 registry=registry)
-    async def retry(**kwargs: Any) -> None:
-        """Re-run a reconcile marked as failed until it succeeds: a failure raises, and kopf calls
-        this again after the error's delay (Retry-After) or ``backoff``."""
-        uid, stopped = str(kwargs["uid"]), kwargs["stopped"]
-        while not stopped:
-            try:
-                await marks.wait(uid)
-            except asyncio.CancelledError:
-                if stopped:  # kopf stops it (the resource is being deleted, the operator exits): no warning
-                    return
-                raise
-            try:
-                await pool.run(functools.partial(checked, uid, kwargs))
-            except kopf.TemporaryError:
-                marks.mark(uid)  # still pending, even if a Job or pod change succeeded meanwhile
-                raise  # throttled: every retry waits as long as the server asks, however many
-            except Exception as error:
-                marks.mark(uid)
-                if marks.failed(uid) >= GIVE_UP_AFTER:
-                    log.error("reconciling resource %s failed %d times in a row (%s: %s); waiting for the next "
-                              "change", uid, GIVE_UP_AFTER, type(error).__name__, error)
-                    marks.done(uid)
-                    continue
-                raise kopf.TemporaryError(f"reconcile failed ({type(error).__name__}: {error}); retrying in "
-                                          f"{RETRY_SECONDS}s", delay=RETRY_SECONDS) from error
-            marks.done(uid)

@@ -27,7 +27,9 @@ from kubeopt.controller.settings import OperatorSettings, SettingsError, setting
 
 log = logging.getLogger(__name__)
 ANNOTATION_PREFIX = "kubeopt.io"
-FINALIZER = "kubeopt.io/finalizer"  # kopf's, for the retry daemon; see README "Deleting"
+# kopf's finalizer name: older operators (a retry daemon per resource) put it on resources; with
+# no daemon and no deletion handler, kopf removes it on each resource's next event.
+FINALIZER = "kubeopt.io/finalizer"
 # No limit on kopf's per-object workers (settings.queueing.worker_limit): every handler waits until
 # every watched object is indexed, and objects beyond the limit are not even read until a worker
 # exits, so a restart with more Jobs or pods than the limit (40 was tried) waited for ever. An idle
@@ -59,9 +61,8 @@ def configure(settings: kopf.OperatorSettings, peering: Peering | None = None) -
     one (replicas, see peering.py): then one ClusterKopfPeering, whatever namespaces are watched,
     so every replica sees every other.
 
-    Transitions post their own Events (``kopf.event``). kopf logs every TemporaryError of the retry
-    daemon at ERROR; posted as Events, a throttled API server would get one more write per resource
-    per Retry-After, so kopf's log lines stay in the log and the reconcile-retries metric."""
+    Transitions post their own Events (``kopf.event``); kopf's own log lines stay in the log (as
+    Events, a throttled API server would get one more write per resource per retry)."""
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration")

@@ -9,7 +9,7 @@ current reason of each condition has a series, so a resource has three of them.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -78,12 +78,9 @@ class Metrics:
         for phase in Phase:
             self.optimizations.labels(phase=phase.value).set(0)
 
-    def set_phases(self, phases: Iterable[str]) -> None:
-        """Set the by-phase gauge from the phases of every known resource."""
-        counts = {phase.value: 0 for phase in Phase}
-        for phase in phases:
-            counts[phase] = counts.get(phase, 0) + 1
-        for phase, count in counts.items():
+    def set_phases(self, counts: Mapping[str, int]) -> None:
+        """Set the by-phase gauge from how many resources are in each phase (a phase not named: 0)."""
+        for phase, count in {**{phase.value: 0 for phase in Phase}, **counts}.items():
             self.optimizations.labels(phase=phase).set(count)
 
     def record_targets(self, namespace: str, name: str, targets: Iterable[TargetStatus]) -> None:

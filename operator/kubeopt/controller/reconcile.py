@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -81,6 +82,9 @@ class Reconciler:
         self.now = now
         self._memories: dict[Key, _Memory] = {}
         self._phases: dict[Key, str] = {}
+        # How many resources are in each phase, kept as phases change: counting ``_phases`` on
+        # every write cost a pass over every resource per reconcile (quadratic in a burst).
+        self._phase_counts: Counter[str] = Counter()
         self._names: dict[Key, tuple[str, str]] = {}  # uid -> (namespace, name), for metric series
         self._guard = threading.Lock()
 
@@ -93,9 +97,8 @@ class Reconciler:
         same name (another UID) already reports under them."""
         with self._guard:
             self._memories.pop(uid, None)
-            self._phases.pop(uid, None)
+            self._count_phase(self._phases.pop(uid, None), None)
             self._names.pop(uid, None)
-            self.metrics.set_phases(self._phases.values())
             reused = (namespace, name) in self._names.values()
         if not reused:
             self.metrics.forget(namespace, name)
@@ -138,6 +141,10 @@ class Reconciler:
     def _reconcile(self, key: Key, view: View, memory: _Memory) -> None:
         body = view.body
         meta = body["metadata"]
+        if meta.get("deletionTimestamp"):
+            # Being deleted (a foreground deletion waits for its Jobs): a reconcile now would
+            # create again the Jobs the garbage collector is deleting.
+            return
         owner = Owner(name=meta["name"], namespace=meta["namespace"], uid=key,
                       generation=int(meta.get("generation") or 1), spec=dict(body.get("spec") or {}))
         previous = self._previous(body, memory)
@@ -283,10 +290,22 @@ class Reconciler:
             memory.status = wire
         self.metrics.record_targets(owner.namespace, owner.name, status.targets)
         self.metrics.record_conditions(owner.namespace, owner.name, status.conditions)
+        phase = status.phase.value if status.phase else Phase.PENDING.value
         with self._guard:
-            self._phases[key] = status.phase.value if status.phase else Phase.PENDING.value
+            self._count_phase(self._phases.get(key), phase)
+            self._phases[key] = phase
             self._names[key] = (owner.namespace, owner.name)
-            self.metrics.set_phases(self._phases.values())
+
+    def _count_phase(self, old: str | None, new: str | None) -> None:
+        """Move one resource from phase ``old`` to ``new`` (None: not known) in the by-phase gauge;
+        called with ``_guard`` held."""
+        if old == new:
+            return
+        if old is not None:
+            self._phase_counts[old] -= 1
+        if new is not None:
+            self._phase_counts[new] += 1
+        self.metrics.set_phases(self._phase_counts)
 
 
 def _seconds_between(start: str | None, end: str | None) -> float | None:

@@ -36,9 +36,10 @@ def _metadata(body: Mapping[str, Any], *extra: str) -> dict[str, Any]:
 
 def resource_record(body: Mapping[str, Any]) -> dict[str, Any]:
     """A ModelOptimization as the reconciler reads it: apiVersion and kind (owner references and
-    Events name them), identity, the whole spec and status; no annotations or managedFields."""
+    Events name them), identity and deletionTimestamp, the whole spec and status; no annotations
+    or managedFields."""
     record = _pick(body, ("apiVersion", "kind"))
-    record["metadata"] = _metadata(body)
+    record["metadata"] = _metadata(body, "deletionTimestamp")
     record["spec"] = dict(body.get("spec") or {})
     record["status"] = dict(body.get("status") or {})
     return record
