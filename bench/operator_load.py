@@ -277,6 +277,16 @@ def count_events(api: client.ApiClient, reason: str) -> int:
     return len({(e["involvedObject"].get("uid"), e.get("message")) for e in items})
 
 
+def events_by_reason(api: client.ApiClient) -> dict[str, int]:
+    """Events on ModelOptimizations by reason (each Event's count: repeats the API server folded in)."""
+    response = get(api, f"/api/v1/namespaces/{NAMESPACE}/events",
+                   [("fieldSelector", "involvedObject.kind=ModelOptimization")])
+    counts: Counter[str] = Counter()
+    for item in json.loads(response.data)["items"]:
+        counts[item.get("reason", "")] += int(item.get("count") or 1)
+    return dict(counts.most_common())
+
+
 def metric_sum(text: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith(name + "{") or line.startswith(name + " "))
@@ -410,6 +420,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         seen = tracker.summary()
         jobs_created_metric = metric_sum(metrics, "kubeopt_target_jobs_created_total")
         events = count_events(api, "JobCreated")
+        reasons = events_by_reason(api)
         for watch in watches:
             watch.stop.set()
         result = {
@@ -432,7 +443,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "api_requests_per_resource": round(sum(requests.values()) / args.resources, 2),
             "jobs_created_metric": jobs_created_metric,
             "events": {"job_created_expected": seen["jobs"], "job_created_held": events,
-                       "lost": max(0, seen["jobs"] - events)},
+                       "lost": max(0, seen["jobs"] - events), "by_reason": reasons},
             "operator_log": {"could_not_post_event": log_count(operator.log, "could not post event"),
                              "tracebacks": log_count(operator.log, "Traceback")},
             "operator_env": {k: v for k, v in env.items() if k not in ("PYTHONPATH",)},

@@ -72,6 +72,7 @@ def test_first_reconcile_creates_jobs_up_to_parallelism_and_reports_reconciling(
     assert [t["phase"] for t in status["targets"]] == ["Pending", "Pending"]
     assert {c["type"]: c["status"] for c in status["conditions"]}["Reconciling"] == "True"
     assert ("JobCreated", f"target ort-fp32: created Job {cluster.created[0]}", False) in cluster.events
+    assert [reason for reason, _, _ in cluster.events] == ["JobCreated"]  # Pending is not an event
 
 
 def test_a_second_reconcile_before_the_watch_sees_the_job_creates_nothing_more() -> None:

@@ -261,7 +261,11 @@ class Reconciler:
                 text += f" (first failed attempt: {first.reason}: {first.message})"
             warning = target.phase is Phase.FAILED or target.reason in ("Unschedulable", "OOMKilled")
             self.cluster.event(body, f"Target{target.phase.value}", text[:1000], warning=warning)
-        if previous.phase != status.phase or previous.observed_generation != owner.generation:
+        # The resource's phase is announced when it changes or a new generation is observed,
+        # except to Pending: that says nothing has happened yet (the JobCreated Events say what
+        # has), and it was one more write per resource, a third of them at creation.
+        changed = previous.phase != status.phase or previous.observed_generation != owner.generation
+        if changed and status.phase is not Phase.PENDING:
             ready = next((c for c in status.conditions if c.type == "Ready"), None)
             message = ready.message if ready else ""
             self.cluster.event(body, str(status.phase.value if status.phase else "Unknown"), message,
