@@ -53,7 +53,12 @@ sys.path.insert(0, str(ROOT / "e2e"))
 from kubeopt_e2e import ControlPlane, bin_dir  # noqa: E402
 from kubeopt_e2e.clients import Helm, Kubectl  # noqa: E402
 from kubeopt_e2e.kubelet import FakeKubelet  # noqa: E402
-from kubeopt_e2e.operator import E2E_WORKER_ENV, OperatorProcess, service_account_kubeconfig  # noqa: E402
+from kubeopt_e2e.operator import (  # noqa: E402
+    E2E_WORKER_ENV,
+    OperatorProcess,
+    admission_policies,
+    service_account_kubeconfig,
+)
 from kubernetes import client, config  # noqa: E402
 from kubernetes.watch.watch import iter_resp_lines  # noqa: E402
 
@@ -358,6 +363,31 @@ def wait_for(what: str, done: Any, timeout: float, tracker: Tracker | None = Non
     return bool(done())
 
 
+def creation_only(args: argparse.Namespace, plane: ControlPlane, kubeconfig: Path) -> dict[str, Any]:
+    """The floor under "all Jobs": the same POSTs with no operator running (``--creation-only``)."""
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    processes = {**plane.pids(), "bench": os.getpid()}
+    cpu_before, requests_before = cpu_seconds(processes), api_requests(api)
+    load_before = load_average()
+    creation = create_resources(api, args.resources, args.parallel)
+    cpu_after, requests = cpu_seconds(processes), request_delta(requests_before, api_requests(api))
+    return {"resources": args.resources, "label": args.label, "creation_only": True,
+            "admission_policies": args.admission, "creation_s": round(creation, 2),
+            "cpu_s": {k: round(cpu_after.get(k, v) - v, 1) for k, v in cpu_before.items()},
+            "api_requests": requests, "machine": machine(),
+            "load_average": {"before": load_before, "after": load_average()}}
+
+
+class _Exit:
+    """A context manager entered by hand, left by ``stop()`` like the bench's other parts."""
+
+    def __init__(self, manager: Any) -> None:
+        self.manager = manager
+
+    def stop(self) -> None:
+        self.manager.__exit__(None, None, None)
+
+
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     kubelet_on = args.kubelet == "on"
     binaries = Path(os.environ["KUBEOPT_E2E_BIN_DIR"]) if os.environ.get("KUBEOPT_E2E_BIN_DIR") else bin_dir()
@@ -369,7 +399,14 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         helm = Helm(binaries / "helm", work / "no-cluster.kubeconfig", work / "helm")
         kubectl.install_crd(CRD, "modeloptimizations.kubeopt.io", timeout=90)
         kubectl("create", "namespace", NAMESPACE)
-        kubectl("label", "namespace", NAMESPACE, "pod-security.kubernetes.io/enforce=restricted")
+        kubectl("label", "namespace", NAMESPACE, "pod-security.kubernetes.io/enforce=restricted",
+                "kubeopt.io/enabled=true")
+        if args.admission == "on":  # the chart's ValidatingAdmissionPolicies judge every resource and Job
+            policies = admission_policies(kubectl, helm, CHART)
+            policies.__enter__()
+            stack.append(_Exit(policies))
+        if args.creation_only:
+            return creation_only(args, plane, kubeconfig)
         account, _ = service_account_kubeconfig(kubectl, helm, CHART, work / "operator.kubeconfig")
         env = {**chart_env(helm), **E2E_WORKER_ENV, **dict(kv.split("=", 1) for kv in args.operator_env)}
         dump = work / "tracemalloc.txt"
@@ -425,6 +462,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             watch.stop.set()
         result = {
             "resources": args.resources, "targets_per_resource": len(TARGETS), "kubelet": args.kubelet,
+            "admission_policies": args.admission,
             "label": args.label, "timeout_s": args.timeout,
             "creation_s": round(creation, 2),
             "all_jobs_s": round(tracker.all_jobs_at - t0, 2) if tracker.all_jobs_at else None,
@@ -461,6 +499,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 def table(result: dict[str, Any]) -> str:
     rows = [
         ("resources / kubelet / label", f"{result['resources']} / {result['kubelet']} / {result['label']}"),
+        ("admission policies", result.get("admission_policies", "off")),
         ("creation (s)", result["creation_s"]), ("all Jobs (s)", result["all_jobs_s"]),
         ("settled (s)", result["settled_s"]),
         ("Jobs (resources settled)", f"{result['jobs']} ({result['settled']}/{result['resources']})"),
@@ -485,6 +524,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--resources", type=int, default=200)
     parser.add_argument("--kubelet", choices=["on", "off"], default="off")
+    parser.add_argument("--admission", choices=["on", "off"], default="on",
+                        help="apply the chart's admission policies, as a user's cluster has them (rows before "
+                             "2026-11-30 ran without)")
     parser.add_argument("--label", default="before", help="before | after (names the result file)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds from the first apply to give up")
     parser.add_argument("--parallel", type=int, default=8, help="threads creating resources")
@@ -492,18 +534,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle-seconds", type=float, default=15.0)
     parser.add_argument("--operator-env", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--tracemalloc", action="store_true")
+    parser.add_argument("--creation-only", action="store_true",
+                        help="no operator: only time the resources' creation (the floor under all Jobs)")
     parser.add_argument("--operator-module", help="run `python -m MODULE operator` from this checkout instead of the "
                         "operator image (kubeopt.cli; for --tracemalloc and object dumps)")
     parser.add_argument("--out", type=Path, help="result file (default: bench/results/operator_load_...json)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="kubeopt-load-") as work:
         result = run(args, Path(work))
-    out = args.out or RESULTS / f"operator_load_{args.resources}_{args.kubelet}_{args.label}.json"
+    kind = "creation" if args.creation_only else args.kubelet
+    out = args.out or RESULTS / f"operator_load_{args.resources}_{kind}_{args.label}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     if "tracemalloc" in result:
         out.with_suffix(".tracemalloc.txt").write_text(result.pop("tracemalloc"))
     out.write_text(json.dumps(result, indent=1) + "\n")
-    print(table(result))
+    print(table(result) if not result.get("creation_only") else json.dumps(result, indent=1))
     print(f"written {out}")
     return 0
 

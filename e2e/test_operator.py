@@ -657,6 +657,49 @@ def test_spec_change_replaces_old_generation_jobs_and_deletion_collects_them(
                explain=explain(kubectl, namespace))
 
 
+def test_an_older_operators_finalizer_is_released_and_the_resource_deletes_at_once(
+        kubectl: Kubectl, operator: OperatorProcess, crd: None) -> None:
+    namespace = new_namespace(kubectl, "e2e-fin")
+    body = resource("legacy", namespace, [{"name": "trt", "backend": "tensorrt", "precision": "fp16"}],
+                    resources={"gpu": 1})  # no node takes it: the Job keeps running
+    body["metadata"]["finalizers"] = ["kubeopt.io/finalizer"]  # what an operator with a retry daemon left
+    kubectl.apply(yaml.safe_dump(body))
+    why = explain(kubectl, namespace, operator)
+
+    eventually("the resource's Job", lambda: jobs_of(kubectl, namespace), explain=why)
+    released = eventually("the old finalizer removed",
+                          lambda: not kubectl.json("get", "mopt", "legacy", "-n", namespace)["metadata"].get(
+                              "finalizers"), explain=why)
+    kubectl("delete", "mopt", "legacy", "-n", namespace, "--timeout=30s")  # waits until it is gone
+
+    assert released
+    assert kubectl("get", "mopt", "-n", namespace, "-o", "name").stdout.strip() == ""
+
+
+def test_a_foreground_deletion_does_not_bring_back_the_jobs_it_is_deleting(
+        kubectl: Kubectl, operator: OperatorProcess, crd: None) -> None:
+    namespace = new_namespace(kubectl, "e2e-fg")
+    body = resource("fg", namespace, [{"name": "trt", "backend": "tensorrt", "precision": "fp16"},
+                                      {"name": "trt8", "backend": "tensorrt", "precision": "int8"}],
+                    resources={"gpu": 1}, parallelism=2)
+    kubectl.apply(yaml.safe_dump(body))
+    why = explain(kubectl, namespace, operator)
+
+    def both() -> list[dict[str, Any]] | None:
+        jobs = jobs_of(kubectl, namespace)
+        return jobs if len(jobs) == 2 else None
+
+    first = eventually("both Jobs", both, explain=why)
+
+    # Foreground: the resource stays, with a deletionTimestamp, until the garbage collector has
+    # deleted its Jobs; a reconcile in between must not create them again.
+    kubectl("delete", "mopt", "fg", "-n", namespace, "--cascade=foreground", "--timeout=60s")
+    time.sleep(3)  # Job deletions have been watched; a recreated Job would exist by now
+
+    assert {j["metadata"]["uid"] for j in first} and jobs_of(kubectl, namespace) == []
+    assert kubectl("get", "mopt", "-n", namespace, "-o", "name").stdout.strip() == ""
+
+
 def test_a_suspended_resource_starts_no_jobs_until_resumed(kubectl: Kubectl, operator: OperatorProcess,
                                                             crd: None) -> None:
     namespace = new_namespace(kubectl, "e2e-suspend")
@@ -909,7 +952,7 @@ def test_the_first_failed_attempts_cause_stays_in_status_after_a_retry_succeeds(
     assert target["firstFailure"]["time"]
 
 
-# -- throttling: 429 from the API server, retried through kopf ---------------------------------
+# -- throttling: 429 from the API server, retried in kopf's context -------------------------------
 
 def test_status_writes_refused_with_429_are_retried_after_retry_after_until_ready_with_every_event(
         kubectl: Kubectl, operator: OperatorProcess, operator_account: tuple[Path, str], kubelet: FakeKubelet,
@@ -944,8 +987,8 @@ def test_status_writes_refused_with_429_are_retried_after_retry_after_until_read
     assert unwritten == {"observedGeneration": 0}  # only the CRD's default: nothing got through while refused
     assert condition(done, "Ready").get("status") == "True", done.get("status")
     assert {(r.user, r.name) for r in refused_while_on} == {(operator_account[1], "throttled")}
-    # Retries wait the Retry-After (2 s): the resource handler and the retry daemon each at most
-    # once per 2 s, plus one attempt per Job or pod change; a hot loop would be far above this.
+    # Retries wait the Retry-After (2 s): one retry waiting per resource, at most once per 2 s,
+    # plus one attempt per Job or pod change; a hot loop would be far above this.
     assert 2 <= len(refused_while_on) <= throttled_for + 20, (len(refused_while_on), throttled_for)
 
     def announced() -> list[str] | None:

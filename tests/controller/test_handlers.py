@@ -306,3 +306,13 @@ def test_other_failures_are_retried_then_the_resource_waits_for_its_next_change(
     assert given_up == GIVE_UP_AFTER
     assert after_the_change == GIVE_UP_AFTER
     assert len(cluster.statuses) == 1
+
+
+def test_every_handler_is_an_event_or_index_handler_so_kopf_keeps_no_body_no_diff_base_and_no_finalizer() -> None:
+    registry = kopf.OperatorRegistry()
+    register(registry, Reconciler(OperatorSettings(), Metrics(CollectorRegistry()), _Cluster(None)))
+
+    assert registry._changing.get_all_handlers() == []  # no create/update/resume: no annotation written
+    assert registry._spawning.get_all_handlers() == []  # no daemon or timer: no live body, no finalizer
+    assert {h.id for h in registry._watching.get_all_handlers()} == {"resource_changed", "job_changed",
+                                                                      "pod_changed"}
