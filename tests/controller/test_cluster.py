@@ -1,22 +1,28 @@
-"""KubeCluster's writes against recording stand-ins of the kubernetes client's API objects.
+"""KubeCluster's writes against a local HTTP server answering as the API server does.
 
-What is checked here is the translation: the API server's answers (409, 403, 422, 500) become
-success, ``JobRejected`` with the server's own message, or the original error; and the worker
-ServiceAccount is created before a namespace's first Job, once. The real API server's answers
-are in e2e/test_admission.py and e2e/test_operator.py.
+What is checked here is the wire and the translation: each write's method, path, content type and
+JSON body; the API server's answers (409, 403, 422, 429, 500) become success, ``JobRejected`` with
+the server's own message, or the original error with its headers; an unanswered request times
+out; and the worker ServiceAccount is created before a namespace's first Job, once. The real API
+server's answers are in e2e/test_admission.py and e2e/test_operator.py.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from kubeopt.controller.cluster import REQUEST_TIMEOUT, KubeCluster
+from kubeopt.controller.handlers import retry_after
 from kubeopt.controller.jobs import JobRejected
 
 OWNER = {"apiVersion": "kubeopt.io/v1alpha1", "kind": "ModelOptimization",
@@ -29,39 +35,75 @@ def _refusal(code: int, message: str) -> ApiException:
     return error
 
 
-@dataclass
 class Answers:
-    """Stands in for BatchV1Api and CoreV1Api: records calls, raises what it is told to."""
+    """A local HTTP server in the API server's place: records each request (kind, namespace, JSON
+    body), and answers a kind with the status and body it is told to (a Status, as the API server
+    does), else 201 with the body sent back."""
 
-    job_error: ApiException | None = None
-    account_error: ApiException | None = None
-    calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-    timeouts: list[Any] = field(default_factory=list)
+    def __init__(self, job_error: ApiException | None = None, account_error: ApiException | None = None,
+                 delay: float = 0.0) -> None:
+        self.errors = {"job": job_error, "serviceaccount": account_error}
+        self.delay = delay
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+        self.requests: list[tuple[str, str, str]] = []  # method, path, Content-Type
+        answers = self
 
-    def create_namespaced_job(self, namespace: str, body: dict[str, Any], _request_timeout: Any = None) -> None:
-        self.calls.append(("job", namespace, body))
-        self.timeouts.append(_request_timeout)
-        if self.job_error is not None:
-            raise self.job_error
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                parts = self.path.split("?")[0].strip("/").split("/")
+                namespace = parts[parts.index("namespaces") + 1]
+                kind = {"jobs": "job", "serviceaccounts": "serviceaccount"}.get(parts[parts.index("namespaces") + 2],
+                                                                                  "status")
+                if kind == "serviceaccount" and self.command == "PATCH":
+                    kind, body = "serviceaccount-patch", {"name": parts[-1], **body}
+                elif kind == "status" or (kind == "job" and self.command != "POST"):
+                    kind = f"{self.command.lower()}-{kind}"
+                answers.calls.append((kind, namespace, body))
+                answers.requests.append((self.command, self.path, self.headers.get("Content-Type", "")))
+                time.sleep(answers.delay)
+                error = answers.errors.get(kind)
+                code, out = (error.status, (error.body or "").encode()) if error else (201, json.dumps(body).encode())
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                if error is not None and error.headers:
+                    for key, value in dict(error.headers).items():
+                        self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(out)
 
-    def create_namespaced_service_account(self, namespace: str, body: dict[str, Any],
-                                          _request_timeout: Any = None) -> None:
-        self.calls.append(("serviceaccount", namespace, body))
-        self.timeouts.append(_request_timeout)
-        if self.account_error is not None:
-            raise self.account_error
+            do_POST = do_PATCH = do_DELETE = _answer
 
-    def patch_namespaced_service_account(self, name: str, namespace: str, body: dict[str, Any],
-                                         _request_timeout: Any = None) -> None:
-        self.calls.append(("serviceaccount-patch", namespace, {"name": name, **body}))
-        self.timeouts.append(_request_timeout)
+            def log_message(self, *args: Any) -> None: ...
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def host(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+
+@pytest.fixture(autouse=True)
+def _stop_servers() -> Iterator[None]:
+    yield
+    for answers in _SERVERS:
+        answers.server.shutdown()
+        answers.server.server_close()
+    _SERVERS.clear()
+
+
+_SERVERS: list[Answers] = []
 
 
 def _cluster(answers: Answers, **kwargs: Any) -> KubeCluster:
-    cluster = KubeCluster(client.ApiClient(client.Configuration()), **kwargs)
-    cluster.batch = answers  # type: ignore[assignment]
-    cluster.core = answers  # type: ignore[assignment]
-    return cluster
+    _SERVERS.append(answers)
+    configuration = client.Configuration()
+    configuration.host = answers.host
+    configuration.retries = False  # urllib3 would retry a read timeout by itself
+    return KubeCluster(client.ApiClient(configuration), **kwargs)
 
 
 def _job(name: str = "digits-ort-1234abcd", namespace: str = "ml") -> dict[str, Any]:
@@ -157,10 +199,48 @@ def test_other_api_errors_propagate_for_kopf_to_retry() -> None:
         _cluster(answers).create_job(OWNER, _job())
 
 
-def test_every_write_has_a_timeout_so_an_unanswered_request_cannot_hold_a_handler_thread() -> None:
+def test_a_job_its_patches_and_the_status_go_out_as_json_to_their_paths_with_the_owner_reference() -> None:
     answers = Answers()
+    cluster = _cluster(answers, create_accounts=False)
 
-    _cluster(answers).create_job(OWNER, _job())
+    cluster.create_job(OWNER, _job())
+    cluster.patch_job("ml", "digits-ort-1234abcd", {"suspend": True})
+    cluster.patch_status("ml", "digits", {"phase": "Pending"})
+    cluster.delete_job("ml", "digits-ort-1234abcd")
 
-    assert answers.timeouts == [REQUEST_TIMEOUT, REQUEST_TIMEOUT]
+    assert [(m, path, kind) for m, path, kind in answers.requests] == [
+        ("POST", "/apis/batch/v1/namespaces/ml/jobs", "application/json"),
+        ("PATCH", "/apis/batch/v1/namespaces/ml/jobs/digits-ort-1234abcd", "application/merge-patch+json"),
+        ("PATCH", "/apis/kubeopt.io/v1alpha1/namespaces/ml/modeloptimizations/digits/status",
+         "application/merge-patch+json"),
+        ("DELETE", "/apis/batch/v1/namespaces/ml/jobs/digits-ort-1234abcd", "application/json")]
+    created = answers.calls[0][2]
+    assert created["metadata"]["ownerReferences"][0]["uid"] == "u1"
+    assert [body for _, _, body in answers.calls[1:]] == [
+        {"spec": {"suspend": True}}, {"status": {"phase": "Pending"}},
+        {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}]
+
+
+def test_a_429_keeps_the_servers_retry_after_for_the_retry() -> None:
+    throttled = _refusal(429, "too many requests")
+    throttled.headers = {"Retry-After": "3"}
+    answers = Answers(job_error=throttled)
+
+    with pytest.raises(ApiException) as raised:
+        _cluster(answers, create_accounts=False).create_job(OWNER, _job())
+
+    assert raised.value.status == 429
+    assert retry_after(raised.value) == 3.0
+
+
+def test_every_write_has_a_timeout_so_an_unanswered_request_cannot_hold_a_handler_thread(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("kubeopt.controller.cluster.REQUEST_TIMEOUT", (1.0, 0.3))
+    answers = Answers(delay=2.0)  # answers after the read timeout
+    started = time.monotonic()
+
+    with pytest.raises(urllib3.exceptions.HTTPError):
+        _cluster(answers, create_accounts=False).create_job(OWNER, _job())
+
+    assert time.monotonic() - started < 1.5
     assert all(seconds > 0 for seconds in REQUEST_TIMEOUT)
