@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from kubeopt.controller.jobs import JobRejected
@@ -73,6 +74,33 @@ def test_first_reconcile_creates_jobs_up_to_parallelism_and_reports_reconciling(
     assert {c["type"]: c["status"] for c in status["conditions"]}["Reconciling"] == "True"
     assert ("JobCreated", f"target ort-fp32: created Job {cluster.created[0]}", False) in cluster.events
     assert [reason for reason, _, _ in cluster.events] == ["JobCreated"]  # Pending is not an event
+
+
+def test_the_jobs_one_reconcile_creates_are_announced_in_one_event_naming_each() -> None:
+    reconciler, cluster, _ = _reconciler()
+
+    reconciler.reconcile("u1", lambda: View(body=_body(parallelism=2), jobs=[], pods_by_job={}))
+
+    assert len(cluster.created) == 2
+    assert cluster.events == [("JobCreated", f"created Jobs {cluster.created[0]} (target ort-fp32), "
+                                             f"{cluster.created[1]} (target trt-fp16)", False)]
+
+
+class FailsOnSecondJob(RecordingCluster):
+    def create_job(self, owner_body: Mapping[str, Any], job: dict[str, Any]) -> bool:
+        if self.created:
+            raise ConnectionError("the API server went away")
+        return super().create_job(owner_body, job)
+
+
+def test_a_job_created_before_a_later_create_failed_is_still_announced() -> None:
+    cluster = FailsOnSecondJob()
+    reconciler = Reconciler(OperatorSettings(), Metrics(CollectorRegistry()), cluster, now=lambda: "now")
+
+    with pytest.raises(ConnectionError):
+        reconciler.reconcile("u1", lambda: View(body=_body(parallelism=2), jobs=[], pods_by_job={}))
+
+    assert cluster.events == [("JobCreated", f"target ort-fp32: created Job {cluster.created[0]}", False)]
 
 
 def test_a_second_reconcile_before_the_watch_sees_the_job_creates_nothing_more() -> None:

@@ -187,25 +187,29 @@ class Reconciler:
         for name, ttl in plan.ttl:
             self.cluster.patch_job(owner.namespace, name, {"ttlSecondsAfterFinished": ttl})
         rejected: dict[str, TargetStatus] = {}
+        created: list[tuple[str, str]] = []  # (target, Job): announced together, once, even if a later create fails
         creates = list(plan.create)
-        while creates:
-            target = creates.pop(0)
-            job = build_job(owner, spec, target, self.settings)
-            try:
-                created = self.cluster.create_job(view.body, job)
-            except JobRejected as refused:
-                # Recorded as done, so no plan creates this Job again (no retry storm); its slot
-                # is free, so plan the creates again: the next target may take it.
-                failed = recorded[target.name] = rejected[target.name] = refused.failed_status(target.name)
-                self.cluster.event(view.body, "JobRejected", f"target {target.name}: {failed.message}",
-                                   warning=True)
-                creates = list(make_plan(owner, spec, view.jobs, recorded, memory.in_flight).create)
-                continue
-            memory.in_flight.add(job["metadata"]["name"])
+        try:
+            while creates:
+                target = creates.pop(0)
+                job = build_job(owner, spec, target, self.settings)
+                try:
+                    new = self.cluster.create_job(view.body, job)
+                except JobRejected as refused:
+                    # Recorded as done, so no plan creates this Job again (no retry storm); its slot
+                    # is free, so plan the creates again: the next target may take it.
+                    failed = recorded[target.name] = rejected[target.name] = refused.failed_status(target.name)
+                    self.cluster.event(view.body, "JobRejected", f"target {target.name}: {failed.message}",
+                                       warning=True)
+                    creates = list(make_plan(owner, spec, view.jobs, recorded, memory.in_flight).create)
+                    continue
+                memory.in_flight.add(job["metadata"]["name"])
+                if new:
+                    self.metrics.jobs_created.labels(namespace=owner.namespace).inc()
+                    created.append((target.name, job["metadata"]["name"]))
+        finally:
             if created:
-                self.metrics.jobs_created.labels(namespace=owner.namespace).inc()
-                self.cluster.event(view.body, "JobCreated",
-                                   f"target {target.name}: created Job {job['metadata']['name']}")
+                self.cluster.event(view.body, "JobCreated", job_created_message(created))
         return rejected
 
     def _status(self, view: View, owner: Owner, spec: ModelOptimizationSpec,
@@ -310,6 +314,15 @@ class Reconciler:
         if new is not None:
             self._phase_counts[new] += 1
         self.metrics.set_phases(self._phase_counts)
+
+
+def job_created_message(created: Sequence[tuple[str, str]]) -> str:
+    """The JobCreated Event of one reconcile: one Event for the Jobs it created (up to
+    ``parallelism``), not one each; at 1,000 resources of two targets that is 1,000 fewer writes."""
+    if len(created) == 1:
+        target, job = created[0]
+        return f"target {target}: created Job {job}"
+    return "created Jobs " + ", ".join(f"{job} (target {target})" for target, job in created)
 
 
 def _seconds_between(start: str | None, end: str | None) -> float | None:
