@@ -316,3 +316,44 @@ def test_every_handler_is_an_event_or_index_handler_so_kopf_keeps_no_body_no_dif
     assert registry._spawning.get_all_handlers() == []  # no daemon or timer: no live body, no finalizer
     assert {h.id for h in registry._watching.get_all_handlers()} == {"resource_changed", "job_changed",
                                                                       "pod_changed"}
+
+
+class _CountingReconciler(Reconciler):
+    def __init__(self, cluster: _Cluster) -> None:
+        super().__init__(OperatorSettings(), Metrics(CollectorRegistry()), cluster, now=lambda: "now")
+        self.calls = 0
+
+    def reconcile(self, key: str, view: Any) -> None:
+        self.calls += 1
+        super().reconcile(key, view)
+
+
+def test_the_added_event_of_a_job_the_operator_just_created_queues_no_reconcile_but_its_changes_do() -> None:
+    cluster = _Cluster(None)
+    reconciler = _CountingReconciler(cluster)
+    registry = kopf.OperatorRegistry()
+    register(registry, reconciler)
+    handlers = {h.id: h.fn for h in registry._watching.get_all_handlers()}
+    body = {"metadata": {"name": "digits", "namespace": "ml", "uid": UID, "generation": 1}, "spec": spec_dict()}
+    indexes = {"mopt_index": {UID: [body]}, "job_index": {}, "pod_index": {}, "legacy_job_index": {}}
+
+    def job_event(event_type: str, name: str) -> dict[str, Any]:
+        job = _job(name, "job-1", {"kubeopt.io/optimization-uid": UID})
+        return {"type": event_type, "name": name, "namespace": "ml", "body": job, **indexes}
+
+    async def scenario() -> list[int]:
+        await handlers["resource_changed"](type="ADDED", uid=UID, name="digits", namespace="ml", body=body, **indexes)
+        await _until(lambda: cluster.jobs, 5)
+        calls = [reconciler.calls]
+        await handlers["job_changed"](**job_event("ADDED", cluster.jobs[0]))  # as the operator created it
+        await asyncio.sleep(0.2)
+        calls.append(reconciler.calls)
+        await handlers["job_changed"](**job_event("ADDED", "someone-elses-job"))
+        await _until(lambda: reconciler.calls > calls[-1], 5)
+        calls.append(reconciler.calls)
+        await handlers["job_changed"](**job_event("MODIFIED", cluster.jobs[0]))  # it started, say
+        await _until(lambda: reconciler.calls > calls[-1], 5)
+        calls.append(reconciler.calls)
+        return calls
+
+    assert asyncio.run(scenario()) == [1, 1, 2, 3]

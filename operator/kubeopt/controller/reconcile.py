@@ -103,6 +103,16 @@ class Reconciler:
         if not reused:
             self.metrics.forget(namespace, name)
 
+    def expects(self, key: Key, job_name: str) -> bool:
+        """Whether ``job_name`` is a Job this reconciler created for ``key`` and has not seen since:
+        its watch event (ADDED) then shows it as created and tells the resource nothing new."""
+        with self._guard:
+            memory = self._memories.get(key)
+        if memory is None:
+            return False
+        with memory.lock:
+            return job_name in memory.in_flight
+
     def reconcile(self, key: Key, view: Callable[[], View | None]) -> None:
         """Bring one resource's Jobs and status up to date, reading ``view`` afresh each pass.
 
