@@ -203,9 +203,14 @@ class Reconciler:
             while creates:
                 target = creates.pop(0)
                 job = build_job(owner, spec, target, self.settings)
+                # In flight before the POST: the watch may deliver the new Job before the answer,
+                # and its ADDED event is recognised as this create's (handlers.on_job) only then.
+                name = job["metadata"]["name"]
+                memory.in_flight.add(name)
                 try:
                     new = self.cluster.create_job(view.body, job)
                 except JobRejected as refused:
+                    memory.in_flight.discard(name)
                     # Recorded as done, so no plan creates this Job again (no retry storm); its slot
                     # is free, so plan the creates again: the next target may take it.
                     failed = recorded[target.name] = rejected[target.name] = refused.failed_status(target.name)
@@ -213,10 +218,12 @@ class Reconciler:
                                        warning=True)
                     creates = list(make_plan(owner, spec, view.jobs, recorded, memory.in_flight).create)
                     continue
-                memory.in_flight.add(job["metadata"]["name"])
+                except BaseException:
+                    memory.in_flight.discard(name)
+                    raise
                 if new:
                     self.metrics.jobs_created.labels(namespace=owner.namespace).inc()
-                    created.append((target.name, job["metadata"]["name"]))
+                    created.append((target.name, name))
         finally:
             if created:
                 self.cluster.event(view.body, "JobCreated", job_created_message(created))
