@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 OWNED = {MANAGED_BY: MANAGED_BY_VALUE}
 RETRY_SECONDS = 10  # a failed reconcile is retried this soon (a 429's Retry-After instead, when given)
 GIVE_UP_AFTER = 5  # failures other than throttling retried this often, then left to the next change
-CANCEL_SECONDS = 5.0
 # Reconciles at once: one per handler thread (main.py sizes kopf's pool with it); a reconcile
 # mostly waits on the API server.
 RECONCILE_WORKERS = 16
@@ -261,9 +260,9 @@ class _Executor:
         await asyncio.get_running_loop().run_in_executor(executor, functools.partial(context.run, fn))
 
 
-def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, retries: Retries | None = None) -> None:
+def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
     """Register every handler on ``registry``; they act through ``reconciler``."""
-    marks = retries if retries is not None else Retries()
+    marks = Retries()
     pool = _Executor()
 
     @kopf.on.startup(id="executor", registry=registry)
@@ -332,9 +331,12 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, retries: R
 
     queue = WorkQueue(RECONCILE_WORKERS, reconcile_or_retry)
 
-    def enqueue(uid: Key | None, kwargs: Mapping[str, Any]) -> None:
+    def remember_indexes(kwargs: Mapping[str, Any]) -> None:
         if not live_indexes:
             live_indexes.update({name: kwargs[name] for name in INDEXES})
+
+    def enqueue(uid: Key | None, kwargs: Mapping[str, Any]) -> None:
+        remember_indexes(kwargs)
         if uid is not None:
             queue.add(uid)
 
@@ -361,7 +363,7 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler, retries: R
             # The Job a reconcile just created, as it created it (its status was written with its
             # name): reconciling for it changed nothing, and was 1,000 of 2,500 reconciles at 1,000
             # resources. The Job's next change (started, finished) queues the resource as usual.
-            enqueue(None, kwargs)
+            remember_indexes(kwargs)
             return
         enqueue(uid, kwargs)
 

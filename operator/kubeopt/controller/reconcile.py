@@ -108,10 +108,7 @@ class Reconciler:
         its watch event (ADDED) then shows it as created and tells the resource nothing new."""
         with self._guard:
             memory = self._memories.get(key)
-        if memory is None:
-            return False
-        with memory.lock:
-            return job_name in memory.in_flight
+        return memory is not None and job_name in memory.in_flight  # one set lookup: atomic under the GIL
 
     def reconcile(self, key: Key, view: Callable[[], View | None]) -> None:
         """Bring one resource's Jobs and status up to date, reading ``view`` afresh each pass.
