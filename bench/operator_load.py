@@ -283,20 +283,24 @@ def create_resources(api: client.ApiClient, count: int, parallel: int) -> float:
     return time.monotonic() - start
 
 
-def announced_jobs(api: client.ApiClient, jobs: Iterable[str]) -> int:
+def model_events(api: client.ApiClient) -> list[dict[str, Any]]:
+    """Every Event on a ModelOptimization of the bench's namespace."""
+    response = get(api, f"/api/v1/namespaces/{NAMESPACE}/events",
+                   [("fieldSelector", "involvedObject.kind=ModelOptimization")])
+    return list(json.loads(response.data)["items"])
+
+
+def announced_jobs(events: list[dict[str, Any]], jobs: Iterable[str]) -> int:
     """How many of ``jobs`` a JobCreated Event names (one Event names every Job its reconcile created)."""
-    selector = "involvedObject.kind=ModelOptimization,reason=JobCreated"
-    response = get(api, f"/api/v1/namespaces/{NAMESPACE}/events", [("fieldSelector", selector)])
-    words = {word.strip(",()") for e in json.loads(response.data)["items"] for word in e.get("message", "").split()}
+    words = {word.strip(",()") for e in events if e.get("reason") == "JobCreated"
+             for word in e.get("message", "").split()}
     return sum(1 for job in jobs if job in words)
 
 
-def events_by_reason(api: client.ApiClient) -> dict[str, int]:
-    """Events on ModelOptimizations by reason (each Event's count: repeats the API server folded in)."""
-    response = get(api, f"/api/v1/namespaces/{NAMESPACE}/events",
-                   [("fieldSelector", "involvedObject.kind=ModelOptimization")])
+def events_by_reason(events: list[dict[str, Any]]) -> dict[str, int]:
+    """Events by reason (each Event's count: repeats the API server folded in)."""
     counts: Counter[str] = Counter()
-    for item in json.loads(response.data)["items"]:
+    for item in events:
         counts[item.get("reason", "")] += int(item.get("count") or 1)
     return dict(counts.most_common())
 
@@ -372,18 +376,29 @@ def wait_for(what: str, done: Any, timeout: float, tracker: Tracker | None = Non
     return bool(done())
 
 
+class BurstCost:
+    """What a burst cost from construction to ``stop()``: CPU seconds of each named process and the
+    API server's requests by kind."""
+
+    def __init__(self, api: client.ApiClient, processes: dict[str, int]) -> None:
+        self.api, self.processes = api, processes
+        self.cpu, self.requests = cpu_seconds(processes), api_requests(api)
+
+    def stop(self) -> dict[str, Any]:
+        cpu = cpu_seconds(self.processes)
+        return {"cpu_s": {k: round(cpu.get(k, v) - v, 1) for k, v in self.cpu.items()},
+                "api_requests": request_delta(self.requests, api_requests(self.api))}
+
+
 def creation_only(args: argparse.Namespace, plane: ControlPlane, kubeconfig: Path) -> dict[str, Any]:
     """The floor under "all Jobs": the same POSTs with no operator running (``--creation-only``)."""
     api = config.new_client_from_config(config_file=str(kubeconfig))
-    processes = {**plane.pids(), "bench": os.getpid()}
-    cpu_before, requests_before = cpu_seconds(processes), api_requests(api)
+    cost = BurstCost(api, {**plane.pids(), "bench": os.getpid()})
     load_before = load_average()
     creation = create_resources(api, args.resources, args.parallel)
-    cpu_after, requests = cpu_seconds(processes), request_delta(requests_before, api_requests(api))
     return {"resources": args.resources, "label": args.label, "creation_only": True,
             "admission_policies": args.admission, "creation_s": round(creation, 2),
-            "cpu_s": {k: round(cpu_after.get(k, v) - v, 1) for k, v in cpu_before.items()},
-            "api_requests": requests, "machine": machine(),
+            **cost.stop(), "machine": machine(),
             "load_average": {"before": load_before, "after": load_average()}}
 
 
@@ -444,8 +459,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         idle_rss = rss_kib(pid)
         idle = idle_rss["VmRSS"]
         load_before = load_average()
-        processes = {**plane.pids(), "operator": pid, "bench": os.getpid()}
-        cpu_before, requests_before = cpu_seconds(processes), api_requests(api)
+        cost = BurstCost(api, {**plane.pids(), "operator": pid, "bench": os.getpid()})
         t0 = time.monotonic()
         sampler = RssSampler(pid, t0)
         sampler.start()
@@ -458,15 +472,15 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         tracker.rejudge()
         settled_rss = rss_kib(pid)
         sampler.stop.set()
-        cpu_after, requests = cpu_seconds(processes), request_delta(requests_before, api_requests(api))
+        spent = cost.stop()
         if args.tracemalloc:
             os.kill(pid, signal.SIGUSR1)
             wait_for("tracemalloc dump", lambda: dump.exists() and dump.stat().st_size > 0, 300)
         metrics = operator.metrics()
         seen = tracker.summary()
         jobs_created_metric = metric_sum(metrics, "kubeopt_target_jobs_created_total")
-        events = announced_jobs(api, tracker.job_names())
-        reasons = events_by_reason(api)
+        held = model_events(api)
+        events, reasons = announced_jobs(held, tracker.job_names()), events_by_reason(held)
         for watch in watches:
             watch.stop.set()
         result = {
@@ -485,9 +499,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "reconcile_errors": metric_sum(metrics, "kubeopt_reconcile_errors_total"),
             # What the burst cost, until settled: CPU seconds per process, API requests by kind
             # (every client's; the bench's own are the resources' POSTs and its watches).
-            "cpu_s": {k: round(cpu_after.get(k, v) - v, 1) for k, v in cpu_before.items()},
-            "api_requests": requests,
-            "api_requests_per_resource": round(sum(requests.values()) / args.resources, 2),
+            **spent,
+            "api_requests_per_resource": round(sum(spent["api_requests"].values()) / args.resources, 2),
             "jobs_created_metric": jobs_created_metric,
             "events": {"job_created_expected": seen["jobs"], "job_created_held": events,
                        "lost": max(0, seen["jobs"] - events), "by_reason": reasons},
