@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from kubeopt.controller.handlers import (
     GIVE_UP_AFTER,
+    INDEXES,
     RETRY_SECONDS,
     Retries,
     WorkQueue,
@@ -357,3 +358,13 @@ def test_the_added_event_of_a_job_the_operator_just_created_queues_no_reconcile_
         return calls
 
     assert asyncio.run(scenario()) == [1, 1, 2, 3]
+
+
+def test_every_index_and_event_handler_is_a_coroutine_so_kopf_runs_none_in_its_thread_pool() -> None:
+    registry = kopf.OperatorRegistry()
+    register(registry, Reconciler(OperatorSettings(), Metrics(CollectorRegistry()), _Cluster(None)))
+
+    handlers = registry._indexing.get_all_handlers() + registry._watching.get_all_handlers()
+
+    assert {h.id for h in registry._indexing.get_all_handlers()} == set(INDEXES)
+    assert [h.id for h in handlers if not asyncio.iscoroutinefunction(h.fn)] == []

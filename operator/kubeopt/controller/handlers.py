@@ -276,23 +276,26 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
             return None
         return bounded_session(info, connection_limit(reconciler.settings.namespaces))
 
+    # Index functions are coroutines: kopf runs a plain function in its thread pool behind a
+    # shielded task, and these run on every watch event of every resource, Job and pod (at 1,000
+    # resources, ~5,000 calls) to pick a few fields.
     @kopf.index(GROUP, VERSION, PLURAL, id="mopt_index", registry=registry)
-    def mopt_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
+    async def mopt_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
         return {str(kwargs["uid"]): resource_record(kwargs["body"])}
 
     @kopf.index("batch", "v1", "jobs", labels=OWNED, id="job_index", registry=registry)
-    def job_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
+    async def job_index(**kwargs: Any) -> dict[Key, dict[str, Any]]:
         uid = resource_uid(kwargs["body"])
         return {uid: job_record(kwargs["body"])} if uid else {}
 
     @kopf.index("batch", "v1", "jobs", labels={**OWNED, OPTIMIZATION_UID_LABEL: kopf.ABSENT},
                 id="legacy_job_index", registry=registry)
-    def legacy_job_index(**kwargs: Any) -> dict[str, str]:
+    async def legacy_job_index(**kwargs: Any) -> dict[str, str]:
         uid = resource_uid(kwargs["body"])
         return {str(kwargs["uid"]): uid} if uid else {}
 
     @kopf.index("", "v1", "pods", labels=OWNED, id="pod_index", registry=registry)
-    def pod_index(**kwargs: Any) -> dict[Key | JobRef, dict[str, Any]]:
+    async def pod_index(**kwargs: Any) -> dict[Key | JobRef, dict[str, Any]]:
         key = pod_key(kwargs["body"])
         return {key: pod_record(kwargs["body"])} if key else {}
 
