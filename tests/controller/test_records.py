@@ -4,6 +4,7 @@ the one made from the whole body, as the API server returns it."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,6 +115,33 @@ def test_a_record_drops_what_nothing_reads_and_is_a_fraction_of_the_body() -> No
         assert len(json.dumps(record)) < len(json.dumps(body)) / 2, kind
     assert "template" not in records["job"][0]["spec"]
     assert "spec" not in records["pod"][0]
+
+
+def test_records_of_separately_parsed_bodies_share_one_copy_of_each_string_and_hold_nothing_of_the_body() -> None:
+    status = {"phase": "Pending", "observedGeneration": 1}
+    first, second = (json.loads(json.dumps(resource_body(status=status))) for _ in range(2))
+    assert first["status"]["phase"] is not second["status"]["phase"]  # what each watch event parses
+
+    records = resource_record(first), resource_record(second)
+
+    assert records[0]["metadata"]["uid"] is records[1]["metadata"]["uid"]
+    assert records[0]["status"]["phase"] is records[1]["status"]["phase"]
+    for key in records[0]["spec"]:
+        assert next(k for k in records[1]["spec"] if k == key) is key
+    assert records[0]["spec"] == first["spec"] and records[0]["spec"] is not first["spec"]
+    assert records[0]["status"] is not first["status"]
+
+
+def test_a_deleted_resources_strings_are_freed_with_its_records_interned_strings_being_mortal() -> None:
+    unique = "uid-" + "7f3a" * 8
+    body = {**resource_body(), "metadata": {**resource_body()["metadata"], "uid": "".join(unique)}}
+    record = resource_record(json.loads(json.dumps(body)))
+    fresh = "".join(list(unique))  # an equal string, alive while the record's is dropped
+    assert record["metadata"]["uid"] is not fresh
+
+    del record, body
+
+    assert sys.intern(fresh) is fresh  # the record's copy left the interned table: nothing leaks
 
 
 def test_a_resource_record_adopts_a_job_and_names_the_event_target_as_the_body_does() -> None:
