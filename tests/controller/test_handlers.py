@@ -27,7 +27,7 @@ from kubeopt.controller.handlers import (
 from kubeopt.controller.jobs import build_job
 from kubeopt.controller.metrics import Metrics
 from kubeopt.controller.reconcile import Reconciler
-from kubeopt.controller.records import pod_record
+from kubeopt.controller.records import pod_record, resource_record
 from kubeopt.controller.settings import OperatorSettings
 
 from .conftest import owner, parsed, spec_dict
@@ -79,7 +79,7 @@ def test_the_view_joins_labelled_pods_and_an_older_jobs_pods_by_job() -> None:
     new_job = _job("j1", "job-1", {"kubeopt.io/optimization-uid": UID})
     old_job = _job("j2", "job-2", {"kubeopt.io/optimization": "digits"}, [OWNER_REF])
     indexes: dict[str, dict[Any, list[Any]]] = {
-        "mopt": {UID: [{"metadata": {"name": "digits", "uid": UID}}]},
+        "mopt": {UID: [resource_record({"metadata": {"name": "digits", "uid": UID}})]},
         "job": {UID: [new_job, old_job]},
         "pod": {UID: [_pod("j1", {"kubeopt.io/optimization-uid": UID}), {"metadata": {"labels": {}}}],
                 ("job", "job-2"): [_pod("j2", {}, owner_job_uid="job-2")],
@@ -249,7 +249,7 @@ def _registered(cluster: _Cluster) -> tuple[Any, CollectorRegistry, dict[str, An
     handler = next(h.fn for h in registry._watching.get_all_handlers() if h.id == "resource_changed")
     body = {"metadata": {"name": "digits", "namespace": "ml", "uid": UID, "generation": 1}, "spec": spec_dict()}
     kwargs = {"type": None, "uid": UID, "name": "digits", "namespace": "ml", "body": body,
-              "mopt_index": {UID: [body]}, "job_index": {}, "pod_index": {}, "legacy_job_index": {}}
+              "mopt_index": {UID: [resource_record(body)]}, "job_index": {}, "pod_index": {}, "legacy_job_index": {}}
     return handler, metrics_registry, kwargs
 
 
@@ -336,7 +336,7 @@ def test_the_added_event_of_a_job_the_operator_just_created_queues_no_reconcile_
     register(registry, reconciler)
     handlers = {h.id: h.fn for h in registry._watching.get_all_handlers()}
     body = {"metadata": {"name": "digits", "namespace": "ml", "uid": UID, "generation": 1}, "spec": spec_dict()}
-    indexes = {"mopt_index": {UID: [body]}, "job_index": {}, "pod_index": {}, "legacy_job_index": {}}
+    indexes = {"mopt_index": {UID: [resource_record(body)]}, "job_index": {}, "pod_index": {}, "legacy_job_index": {}}
 
     def job_event(event_type: str, name: str) -> dict[str, Any]:
         job = _job(name, "job-1", {"kubeopt.io/optimization-uid": UID})

@@ -20,7 +20,14 @@ from kubeopt.controller.metrics import Metrics
 from kubeopt.controller.observe import job_name_of_pod, observe
 from kubeopt.controller.plan import expected_names, make_plan
 from kubeopt.controller.reconcile import Reconciler, View
-from kubeopt.controller.records import IDENTITY, job_record, pod_record, resource_record
+from kubeopt.controller.records import (
+    ENCODED,
+    IDENTITY,
+    job_record,
+    pod_record,
+    resource_from_record,
+    resource_record,
+)
 from kubeopt.controller.settings import OperatorSettings
 
 from .conftest import cond, parsed, spec_dict, summary_text
@@ -125,11 +132,19 @@ def test_records_of_separately_parsed_bodies_share_one_copy_of_each_string_and_h
     records = resource_record(first), resource_record(second)
 
     assert records[0]["metadata"]["uid"] is records[1]["metadata"]["uid"]
-    assert records[0]["status"]["phase"] is records[1]["status"]["phase"]
-    for key in records[0]["spec"]:
-        assert next(k for k in records[1]["spec"] if k == key) is key
-    assert records[0]["spec"] == first["spec"] and records[0]["spec"] is not first["spec"]
-    assert records[0]["status"] is not first["status"]
+    for key in records[0]["metadata"]:
+        assert next(k for k in records[1]["metadata"] if k == key) is key
+    assert records[0]["metadata"]["labels"] is not first["metadata"]["labels"]
+    for record in records:  # spec and status are text until a reconcile reads them
+        assert isinstance(record[ENCODED], str) and "spec" not in record and "status" not in record
+        assert resource_from_record(record) == {**resource_record_fields(first), "spec": first["spec"],
+                                                "status": first["status"]}
+
+
+def resource_record_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """What a resource record keeps besides spec and status."""
+    meta = {k: v for k, v in body["metadata"].items() if k in IDENTITY or k == "deletionTimestamp"}
+    return {"apiVersion": body["apiVersion"], "kind": body["kind"], "metadata": meta}
 
 
 def test_a_deleted_resources_strings_are_freed_with_its_records_interned_strings_being_mortal() -> None:
@@ -231,7 +246,7 @@ def test_a_reconcile_over_records_creates_writes_and_announces_what_one_over_bod
     done = job_body(0, status=COMPLETE)
     pods = {done["metadata"]["name"]: [pod_body(done, status=terminated(0, summary_text()))]}
 
-    from_records = _reconcile(View(body=resource_record(body), jobs=[job_record(done)],
+    from_records = _reconcile(View(body=resource_from_record(resource_record(body)), jobs=[job_record(done)],
                                    pods_by_job={k: [pod_record(p) for p in v] for k, v in pods.items()}))
     from_bodies = _reconcile(View(body=body, jobs=[done], pods_by_job=pods))
 

@@ -40,7 +40,7 @@ from kubeopt.controller.apisession import bounded_session, connection_limit
 from kubeopt.controller.names import MANAGED_BY, MANAGED_BY_VALUE, OPTIMIZATION_UID_LABEL
 from kubeopt.controller.observe import job_name_of_pod
 from kubeopt.controller.reconcile import Key, Reconciler, View
-from kubeopt.controller.records import job_record, pod_record, resource_record
+from kubeopt.controller.records import job_record, pod_record, resource_from_record, resource_record
 
 log = logging.getLogger(__name__)
 OWNED = {MANAGED_BY: MANAGED_BY_VALUE}
@@ -104,7 +104,7 @@ def _view(uid: Key, mopt_index: kopf.Index[Any, Any], job_index: kopf.Index[Any,
         job_name = job_name_of_pod(pod)
         if job_name:
             pods.setdefault(job_name, []).append(pod)
-    return View(body=bodies[0], jobs=jobs, pods_by_job=pods)
+    return View(body=resource_from_record(bodies[0]), jobs=jobs, pods_by_job=pods)
 
 
 def _namespace(uid: Key, indexes: Mapping[str, Any]) -> str:
