@@ -175,8 +175,9 @@ class Reconciler:
         self._announce(body, owner, previous, status)
 
     def _previous(self, body: Mapping[str, Any], memory: _Memory) -> ModelOptimizationStatus:
-        raw = json.loads(memory.status) if memory.status is not None else dict(body.get("status") or {})
-        return ModelOptimizationStatus.model_validate(raw)
+        if memory.status is not None:
+            return ModelOptimizationStatus.model_validate_json(memory.status)  # no dict tree in between
+        return ModelOptimizationStatus.model_validate(dict(body.get("status") or {}))
 
     def _act(self, view: View, owner: Owner, spec: ModelOptimizationSpec, previous: ModelOptimizationStatus,
              memory: _Memory) -> dict[str, TargetStatus]:
